@@ -143,40 +143,11 @@ static void timestamps(char *human, char *iso)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int ms = (int)(ts.tv_nsec / 1000000);
-    snprintf(human, 32, "%04d-%02d-%02d %02d:%02d:%02d.%03d", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-    snprintf(iso, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-}
-
-/* Appends <s> for a human line: control bytes become escapes so one record stays one line. */
-static void put_human(struct rt_buf *b, struct rt_str s)
-{
-    static const char hex[] = "0123456789abcdef";
-    if (s.len == 0)
-        return;
-    rt_buf_reserve(b, s.len * 4, (size_t)-1);
-    char *o = b->base + b->len;
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c >= 0x20 && c != 0x7f) {
-            *o++ = (char)c;
-        } else if (c == '\t') {
-            *o++ = '\t';
-        } else if (c == '\n') {
-            *o++ = '\\';
-            *o++ = 'n';
-        } else if (c == '\r') {
-            *o++ = '\\';
-            *o++ = 'r';
-        } else {
-            *o++ = '\\';
-            *o++ = 'x';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
-    }
-    b->len = (size_t)(o - b->base);
+    /* strftime, not one snprintf of every field: the year has no fixed width to the compiler. */
+    size_t n = strftime(human, 24, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(human + n, 32 - n, ".%03d", ms);
+    n = strftime(iso, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(iso + n, 32 - n, ".%03dZ", ms);
 }
 
 /* Length of the well-formed UTF-8 sequence starting at <p> (at most <n> bytes), or 0 when the
@@ -209,6 +180,46 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
         if (p[i] < 0x80 || p[i] > 0xbf)
             return 0;
     return len;
+}
+
+/* Appends <s> for a human line: control bytes become escapes so one record stays one line, and
+ * bytes that are not UTF-8 become \xNN so the file stays readable text. */
+static void put_human(struct rt_buf *b, struct rt_str s)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (s.len == 0)
+        return;
+    rt_buf_reserve(b, s.len * 4, (size_t)-1);
+    char *o = b->base + b->len;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c >= 0x80) {
+            size_t n = utf8_seq((const unsigned char *)s.ptr + i, s.len - i);
+            if (n > 0) {
+                memcpy(o, s.ptr + i, n);
+                o += n;
+                i += n - 1;
+                continue;
+            }
+        }
+        if (c >= 0x20 && c < 0x7f) {
+            *o++ = (char)c;
+        } else if (c == '\t') {
+            *o++ = '\t';
+        } else if (c == '\n') {
+            *o++ = '\\';
+            *o++ = 'n';
+        } else if (c == '\r') {
+            *o++ = '\\';
+            *o++ = 'r';
+        } else {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    b->len = (size_t)(o - b->base);
 }
 
 /* Appends <s> as a JSON string with its quotes. Control characters are escaped and each byte that
@@ -293,6 +304,15 @@ static void put_json_tokens(struct rt_buf *b, int64_t n)
 static void put_human_cstr(struct rt_buf *b, const char *s)
 {
     put_human(b, s ? rt_str_cstr(s) : RT_STR_LIT("-"));
+}
+
+/* Human form of a token count: "-" when unknown (negative). */
+static void put_human_count(struct rt_buf *b, int64_t n)
+{
+    if (n < 0)
+        rt_buf_append(b, "-", 1, (size_t)-1);
+    else
+        rt_buf_printf(b, "%" PRId64, n);
 }
 
 /* ---- queue ---- */
@@ -466,8 +486,12 @@ void rt_log_access(const struct rt_access_record *r)
         rt_buf_append(&b, " ttfb=-", 7, (size_t)-1);
     rt_buf_printf(&b, " total=%.1fms retries=%u", isfinite(r->total_ms) ? r->total_ms : 0.0,
                   r->retries);
-    if (r->prompt_tokens >= 0 || r->completion_tokens >= 0)
-        rt_buf_printf(&b, " tokens=%" PRId64 "/%" PRId64, r->prompt_tokens, r->completion_tokens);
+    if (r->prompt_tokens >= 0 || r->completion_tokens >= 0) {
+        rt_buf_append(&b, " tokens=", 8, (size_t)-1);
+        put_human_count(&b, r->prompt_tokens);
+        rt_buf_append(&b, "/", 1, (size_t)-1);
+        put_human_count(&b, r->completion_tokens);
+    }
     rt_buf_append(&b, " id=", 4, (size_t)-1);
     put_human_cstr(&b, r->request_id);
     if (r->error) {

@@ -24,6 +24,9 @@
 
 /* ---- helpers ---- */
 
+/* snprintf into an array that must be large enough (the check also tells gcc we thought of it). */
+#define FMT(buf, ...) assert_true(snprintf((buf), sizeof(buf), __VA_ARGS__) < (int)sizeof(buf))
+
 struct lines {
     char **v;
     size_t n;
@@ -34,7 +37,7 @@ static char *path_in(const char *dir, const char *name)
     static char buf[4][1024];
     static int next;
     char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    assert_true(snprintf(p, sizeof buf[0], "%s/%s", dir, name) < (int)sizeof buf[0]);
     return p;
 }
 
@@ -303,9 +306,10 @@ static void access_records(void **state)
     assert_non_null(strstr(m.v[0], "INFO  access POST /v1/chat/completions model=llama "
                                    "server=http://127.0.0.1:9001 status=200"));
     assert_non_null(strstr(m.v[0], " ttfb=12.2ms total=456.8ms retries=1"));
-    assert_non_null(strstr(m.v[0], " id=req-1"));
+    assert_non_null(strstr(m.v[0], " tokens=10/20 id=req-1"));
     assert_non_null(strstr(m.v[1], "access GET /v1/models model=- server=- status=503"));
     assert_non_null(strstr(m.v[1], " ttfb=- "));
+    assert_null(strstr(m.v[1], "tokens="));
     assert_non_null(strstr(m.v[1], "error=no \"server\" up"));
 
     json_t *a = parse_json(j.v[0]);
@@ -358,14 +362,14 @@ static void rotation_keeps_bounded_files(void **state)
         for (int k = 0; k <= 2; k++) {
             const char *p = path_in(dir, names[n]);
             if (k > 0) {
-                snprintf(rotated, sizeof rotated, "%s.%d", names[n], k);
+                FMT(rotated, "%s.%d", names[n], k);
                 p = path_in(dir, rotated);
             }
             off_t sz = file_size(p);
             assert_true(sz > 0);
             assert_true((uint64_t)sz <= max);
         }
-        snprintf(rotated, sizeof rotated, "%s.3", names[n]);
+        FMT(rotated, "%s.3", names[n]);
         assert_int_equal(file_size(path_in(dir, rotated)), -1); /* keep = 2 */
     }
     /* The newest line is in the live file, the next older ones in .1 right before it. */
@@ -474,6 +478,8 @@ static void json_escaping_of_nasty_messages(void **state)
     /* Newlines inside a message never split a human record. */
     assert_int_equal(m.n, n);
     assert_non_null(strstr(m.v[1], "two\\nlines\\r\tand\\x01\\x1f"));
+    assert_non_null(strstr(m.v[2], "bad \\xff\\xfe bytes"));
+    assert_non_null(strstr(m.v[7], "fine \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \\x7f"));
     assert_int_equal(j.n, n);
     for (size_t i = 0; i < n; i++) {
         json_t *o = parse_json(j.v[i]);
@@ -602,7 +608,7 @@ static void reopen_and_double_close(void **state)
 {
     const char *dir = *state;
     char sub[1024];
-    snprintf(sub, sizeof sub, "%s/a/b/c", dir); /* parents are created */
+    FMT(sub, "%s/a/b/c", dir); /* parents are created */
     for (int round = 0; round < 3; round++) {
         open_log(sub, RT_LOG_INFO, 0, 1);
         char err[256] = "";
@@ -623,15 +629,15 @@ static void open_failure_message(void **state)
 {
     const char *dir = *state;
     char file[1024], bad[1100], err[512] = "";
-    snprintf(file, sizeof file, "%s/plainfile", dir);
+    FMT(file, "%s/plainfile", dir);
     int fd = open(file, O_WRONLY | O_CREAT, 0644);
     assert_true(fd != -1);
     close(fd);
-    snprintf(bad, sizeof bad, "%s/sub", file);
+    FMT(bad, "%s/sub", file);
     struct rt_log_conf c = {.dir = bad, .level = RT_LOG_INFO};
     assert_int_equal(rt_log_open(&c, err, sizeof err), -1);
     char want[1200];
-    snprintf(want, sizeof want, "cannot create log directory '%s': Not a directory", bad);
+    FMT(want, "cannot create log directory '%s': Not a directory", bad);
     assert_string_equal(err, want);
     /* A failed open leaves logging usable (on stderr) and a later open works. */
     rt_log_close();
