@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <time.h>
 
 #include "alloc.h"
