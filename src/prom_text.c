@@ -407,14 +407,15 @@ static const char *parse_sample(struct rt_prom_parser *p, struct cur *c, struct 
 {
     if (!read_metric_name(c, &out->name))
         return "invalid metric name";
+    if (!at_end(c) && c->s[c->i] != '{' && !is_blank(c->s[c->i]))
+        return "invalid character in metric name";
+    skip_blanks(c); /* as in Go's parser, blanks may stand between the name and '{' */
     if (!at_end(c) && c->s[c->i] == '{') {
         const char *err = parse_labels(c, out);
         if (err)
             return err;
-    } else if (!at_end(c) && !is_blank(c->s[c->i])) {
-        return "invalid character in metric name";
+        skip_blanks(c);
     }
-    skip_blanks(c);
     if (at_end(c))
         return "missing value";
     struct rt_str tok = read_token(c);
