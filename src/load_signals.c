@@ -125,8 +125,9 @@ static int add(struct acc *a, int w, const struct rt_prom_sample *s, char *err, 
         return -1;
     }
     for (size_t k = 0; k < a->count; k++) {
-        if (same_labels(a->labels + a->series[k].first, a->series[k].n, s->labels,
-                        s->num_labels)) {
+        /* labels is NULL while every series so far had no labels */
+        const struct rt_prom_label *l = a->labels ? a->labels + a->series[k].first : NULL;
+        if (same_labels(l, a->series[k].n, s->labels, s->num_labels)) {
             seterr(err, errlen, "line %zu: series of %.*s repeated", s->line,
                    RT_STR_FMT(s->name));
             return -1;
