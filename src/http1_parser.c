@@ -510,7 +510,7 @@ ssize_t rt_http_chunked_feed(struct rt_http_chunked *dec, const char *buf, size_
                  * so the value fits everybody's off_t. */
                 if (dec->hex_digits == 16 || (dec->remaining >> 59) != 0)
                     goto bad;
-                unsigned v = c <= '9' ? c - '0' : (unsigned)((c | 0x20) - 'a' + 10);
+                unsigned v = c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
                 dec->remaining = dec->remaining << 4 | v;
                 dec->hex_digits++;
             } else if (dec->hex_digits == 0) {
