@@ -344,10 +344,14 @@ wrong_type:
     snprintf(err, errlen, "%s must be %s, got %s", label, exp, v->shown);
     return -1;
 out_of_bounds:
-    if (k->min_exclusive)
-        snprintf(err, errlen, "%s must be > %s and <= %s, got %s", label, lo, hi, v->shown);
+    if (v->kind == CAND_INT)
+        snprintf(exp, sizeof exp, "%lld", (long long)v->i);
     else
-        snprintf(err, errlen, "%s must be between %s and %s, got %s", label, lo, hi, v->shown);
+        snprintf(exp, sizeof exp, "%g", v->f);
+    if (k->min_exclusive)
+        snprintf(err, errlen, "%s must be > %s and <= %s, got %s", label, lo, hi, exp);
+    else
+        snprintf(err, errlen, "%s must be between %s and %s, got %s", label, lo, hi, exp);
     return -1;
 }
 
@@ -569,8 +573,9 @@ static void walk_table(struct walk *w, const char *tab, const struct rt_toml_val
     }
 }
 
-/* Parses one server entry (an inline table, or a string taken as its URL) into <s>. Returns 0,
- * or -1 after reporting every problem of the entry. */
+/* Parses one server entry (an inline table, or a string taken as its URL) into <s>. Returns 0;
+ * 1 after reporting problems when the URL itself is valid (s->url set, the caller clears <s>);
+ * -1 after reporting problems when it is not (<s> cleared). */
 static int parse_server(struct walk *w, const struct rt_toml_value *e, struct rt_server_conf *s,
                         struct rt_toml_pos *url_pos)
 {
@@ -685,11 +690,12 @@ static int parse_server(struct walk *w, const struct rt_toml_value *e, struct rt
             s->name = rt_strdup(nm);
         }
     }
-    if (bad || (w->diags && w->diags->nerrors > before)) {
+    if (bad) {
         rt_server_conf_clear(s);
         return -1;
     }
-    return 0;
+    /* Other problems: the URL is still good for finding duplicates; the caller drops it. */
+    return w->diags && w->diags->nerrors > before ? 1 : 0;
 }
 
 static void walk_servers(struct walk *w, const struct rt_toml_value *list)
@@ -708,7 +714,8 @@ static void walk_servers(struct walk *w, const struct rt_toml_value *list)
     for (size_t i = 0; i < n; i++) {
         struct rt_server_conf s;
         struct rt_toml_pos pos = {0, 0};
-        if (parse_server(w, list->u.arr.items[i], &s, &pos) != 0)
+        int prc = parse_server(w, list->u.arr.items[i], &s, &pos);
+        if (prc < 0)
             continue;
         bool dup = false;
         for (size_t j = 0; j < c->nservers && !dup; j++)
@@ -718,7 +725,7 @@ static void walk_servers(struct walk *w, const struct rt_toml_value *list)
                        w->url_pos[j].line, w->url_pos[j].col);
                 dup = true;
             }
-        if (dup) {
+        if (dup || prc != 0) {
             rt_server_conf_clear(&s);
             continue;
         }
@@ -779,6 +786,22 @@ static void walk_root(struct walk *w, const struct rt_toml_value *root)
     }
 }
 
+/* Messages found while walking come out in key order; readers expect them in line order. A
+ * stable insertion sort keeps equal positions in the order found. */
+static void sort_by_position(struct rt_diag *d, size_t first)
+{
+    for (size_t i = first + 1; i < d->len; i++) {
+        struct rt_diag_msg m = d->items[i];
+        size_t j = i;
+        while (j > first && (d->items[j - 1].line > m.line ||
+                             (d->items[j - 1].line == m.line && d->items[j - 1].col > m.col))) {
+            d->items[j] = d->items[j - 1];
+            j--;
+        }
+        d->items[j] = m;
+    }
+}
+
 int rt_config_load_string(const char *text, size_t len, const char *name, struct rt_config **out,
                           struct rt_diag *diags)
 {
@@ -794,7 +817,9 @@ int rt_config_load_string(const char *text, size_t len, const char *name, struct
         return -1;
     }
     struct walk w = {.file = name, .cfg = rt_config_new_default(), .diags = d};
+    size_t first = d->len;
     walk_root(&w, root);
+    sort_by_position(d, first);
     rt_toml_free(root);
     rt_free(w.url_pos);
     if (d->nerrors > before) {

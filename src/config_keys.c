@@ -352,15 +352,15 @@ char *rt_config_doc_markdown(void)
         rt_buf_printf(&b, "## [%s]\n\n%s\n\n", tab, rt_config_table_docs[t]);
         if (strcmp(tab, "servers") == 0) {
             rt_buf_printf(&b,
-                "Each entry of `servers` is an inline table with the keys below (a plain string is "
+                "Each entry of `servers` is an inline table (on one line, as TOML 1.0 requires) "
+                "with the keys below (a plain string is "
                 "taken as its `url`). `--server URL[=CAPACITY]` flags replace the whole list. The "
                 "list may be empty (e.g. servers are added through the admin API).\n\n"
                 "```toml\n[servers]\nservers = [\n"
                 "    { url = \"http://gpu-server-1:8081\", max_concurrent_requests = 3 },\n"
                 "    { url = \"http://10.0.0.7:8000/v1-proxy\", max_concurrent_requests = 8, "
-                "weight = 2.0,\n"
-                "      models = [\"meta-llama/Llama-3.1-8B-Instruct\"], api_key = \"sk-local\", "
-                "name = \"a100\" },\n"
+                "weight = 2.0, name = \"a100\", api_key = \"sk-local\", "
+                "models = [\"meta-llama/Llama-3.1-8B-Instruct\"] },\n"
                 "]\n```\n\n");
             for (size_t i = 0; i < rt_config_nserver_keys; i++) {
                 const struct rt_config_key *k = &rt_config_server_keys[i];
