@@ -385,7 +385,6 @@ static void on_deadline(uv_timer_t *timer)
 /* Ends probe <p> with transport result <err> and hands the result to its kind. */
 static void finish_probe(struct probe *p, int err)
 {
-    struct target *t = p->t;
     double elapsed_s = (double)(uv_hrtime() - p->start_ns) / 1e9;
     uv_timer_stop(&p->deadline);
     p->busy = false;
