@@ -27,6 +27,10 @@ void rt_sim_metrics_num(struct rt_buf *b, double v)
     }
     /* Shortest text that reads back as <v>, like Python's repr(). */
     char s[40];
+    if (v == floor(v) && fabs(v) < 1e16) {
+        rt_buf_printf(b, "%.0f.0", v); /* Python prints integral floats in full below 1e16 */
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(s, sizeof s, "%.*g", prec, v);
         if (strtod(s, NULL) == v)
