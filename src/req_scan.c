@@ -2,6 +2,8 @@
 #include "req_scan.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <strings.h>
 #include <string.h>
 
 struct scanner {
