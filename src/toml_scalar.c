@@ -63,10 +63,13 @@ static void put_utf8(struct rt_toml_parser *p, uint32_t cp)
 
 /* ---- strings ---- */
 
-static int bad_control(struct rt_toml_parser *p, unsigned char c)
+static int bad_control(struct rt_toml_parser *p, unsigned char c, bool literal)
 {
     if (c == '\r')
         return rt_toml_fail(p, p->i, "a carriage return in a string must be followed by a newline");
+    if (literal)
+        return rt_toml_fail(p, p->i, "control character 0x%02X is not allowed in a literal string",
+                            c);
     return rt_toml_fail(p, p->i,
                         "control character 0x%02X is not allowed in a string; write it as an escape",
                         c);
@@ -142,7 +145,7 @@ static int parse_line_string(struct rt_toml_parser *p)
             continue;
         }
         if (is_control(c))
-            return bad_control(p, c);
+            return bad_control(p, c, q == '\'');
         put(p, p->s + p->i, 1);
         p->i++;
     }
@@ -214,7 +217,7 @@ static int parse_ml_string(struct rt_toml_parser *p)
             continue;
         }
         if (is_control(c))
-            return bad_control(p, c);
+            return bad_control(p, c, q == '\'');
         put(p, p->s + p->i, 1);
         p->i++;
     }
