@@ -536,7 +536,6 @@ struct walk {
     const char *file; /* for messages */
     struct rt_config *cfg;
     struct rt_diag *diags;
-    struct rt_toml_pos *url_pos; /* per server, for duplicate messages */
 };
 
 #define ERR_AT(w, pos, ...) \
@@ -707,10 +706,13 @@ static void walk_servers(struct walk *w, const struct rt_toml_value *list)
                              "[ { url = \"http://gpu-1:8000\" } ], got %s", got);
         return;
     }
-    size_t n = list->u.arr.len;
+    size_t n = list->u.arr.len, nseen = 0;
     struct rt_config *c = w->cfg;
     c->servers = rt_calloc(n, sizeof c->servers[0]);
-    w->url_pos = rt_calloc(n, sizeof w->url_pos[0]);
+    /* Every valid URL seen, kept entries or not, so a duplicate is reported even when the
+     * first entry had other problems. */
+    char **seen = rt_calloc(n, sizeof seen[0]);
+    struct rt_toml_pos *seen_pos = rt_calloc(n, sizeof seen_pos[0]);
     for (size_t i = 0; i < n; i++) {
         struct rt_server_conf s;
         struct rt_toml_pos pos = {0, 0};
@@ -718,20 +720,27 @@ static void walk_servers(struct walk *w, const struct rt_toml_value *list)
         if (prc < 0)
             continue;
         bool dup = false;
-        for (size_t j = 0; j < c->nservers && !dup; j++)
-            if (strcmp(c->servers[j].url, s.url) == 0) {
+        for (size_t j = 0; j < nseen && !dup; j++)
+            if (strcmp(seen[j], s.url) == 0) {
                 ERR_AT(w, pos, "duplicate server URL \"%s\" (first at %s:%u:%u); servers are "
                                "matched by URL, so each may appear once", s.url, w->file,
-                       w->url_pos[j].line, w->url_pos[j].col);
+                       seen_pos[j].line, seen_pos[j].col);
                 dup = true;
             }
+        if (!dup) {
+            seen[nseen] = rt_strdup(s.url);
+            seen_pos[nseen++] = pos;
+        }
         if (dup || prc != 0) {
             rt_server_conf_clear(&s);
             continue;
         }
-        w->url_pos[c->nservers] = pos;
         c->servers[c->nservers++] = s;
     }
+    for (size_t j = 0; j < nseen; j++)
+        rt_free(seen[j]);
+    rt_free(seen);
+    rt_free(seen_pos);
 }
 
 static void walk_root(struct walk *w, const struct rt_toml_value *root)
@@ -821,7 +830,6 @@ int rt_config_load_string(const char *text, size_t len, const char *name, struct
     walk_root(&w, root);
     sort_by_position(d, first);
     rt_toml_free(root);
-    rt_free(w.url_pos);
     if (d->nerrors > before) {
         rt_config_free(w.cfg);
         rt_diag_free(&local);

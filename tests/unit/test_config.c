@@ -463,6 +463,10 @@ static void duplicate_urls(void **state)
                  "  { url = \"http://a\" },\n]\n",
                  "t.toml:5:11: duplicate server URL \"http://a\" (first at t.toml:3:11); servers are "
                  "matched by URL, so each may appear once");
+    /* Found even when the first entry has another problem. */
+    expect_error("servers.servers = [\n  { url = \"http://a:1\", weight = -1 },\n  \"http://a:1/\",\n]\n",
+                 "t.toml:3:3: duplicate server URL \"http://a:1\" (first at t.toml:2:11); servers "
+                 "are matched by URL, so each may appear once");
     /* Different base paths are different servers. */
     struct rt_config *c =
         load_ok("servers.servers = [\"http://a:1/x\", \"http://a:1/y\", \"http://a:2\"]\n");
