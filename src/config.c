@@ -131,6 +131,19 @@ void rt_server_conf_clear(struct rt_server_conf *s)
     *s = (struct rt_server_conf){0};
 }
 
+/* A server entry before its keys are read: the defaults the server key table documents. */
+static void server_defaults(struct rt_server_conf *s)
+{
+    *s = (struct rt_server_conf){0};
+    for (size_t i = 0; i < rt_config_nserver_keys; i++) {
+        const struct rt_config_key *k = &rt_config_server_keys[i];
+        if (strcmp(k->name, "max_concurrent_requests") == 0)
+            s->max_concurrent_requests = (int)k->def;
+        else if (strcmp(k->name, "weight") == 0)
+            s->weight = k->def;
+    }
+}
+
 static char *dup_or_null(const char *s)
 {
     return s ? rt_strdup(s) : NULL;
@@ -581,9 +594,7 @@ static int parse_server(struct walk *w, const struct rt_toml_value *e, struct rt
     char err[ERRLEN], got[128];
     size_t before = w->diags ? w->diags->nerrors : 0;
     bool bad = false;
-    *s = (struct rt_server_conf){.max_concurrent_requests = 4, .weight = 1.0};
-    s->max_concurrent_requests = (int)rt_config_server_keys[1].def;
-    s->weight = rt_config_server_keys[3].def;
+    server_defaults(s);
     const struct rt_toml_value *url = NULL;
     if (e->type == RT_TOML_STRING) {
         url = e;
@@ -769,7 +780,6 @@ static void walk_root(struct walk *w, const struct rt_toml_value *root)
             else
                 ERR_AT(w, kv->key_pos, "unknown key '%s' at the top level (keys belong in "
                                        "tables such as [config])", kv->key);
-            (void)sug;
             continue;
         }
         if (v->type != RT_TOML_TABLE) {
@@ -1027,9 +1037,7 @@ int rt_server_conf_parse_url(const char *url, struct rt_server_conf *out, char *
 int rt_server_conf_from_spec(const char *spec, struct rt_server_conf *out, char *err,
                              size_t errlen)
 {
-    *out = (struct rt_server_conf){0};
-    out->max_concurrent_requests = (int)rt_config_server_keys[1].def;
-    out->weight = rt_config_server_keys[3].def;
+    server_defaults(out);
     /* '=' cannot occur in a valid server URL (no query), so the last one splits off CAPACITY. */
     const char *eq = strrchr(spec, '=');
     char *url = rt_strndup(spec, eq ? (size_t)(eq - spec) : strlen(spec));
