@@ -219,6 +219,7 @@ static void finish(struct rt_proxy_req *r)
         r->ex->data = NULL;
         r->ex = NULL;
     }
+    atomic_fetch_sub(&r->w->active, 1);
     uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }
 
@@ -687,6 +688,7 @@ static struct rt_str header(const struct rt_http_exchange *ex, const char *name)
 void rt_proxy_start(struct rt_worker *w, struct rt_http_exchange *ex)
 {
     struct rt_proxy_req *r = rt_calloc(1, sizeof *r);
+    atomic_fetch_add(&w->active, 1);
     r->w = w;
     r->ex = ex;
     r->set = rt_settings_acquire();
