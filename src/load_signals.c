@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,8 +44,9 @@ static const struct {
 };
 
 struct series {
-    size_t first; /* index of its first label in acc.labels */
-    size_t n;     /* number of labels */
+    size_t first;  /* index of its first label in acc.labels */
+    size_t n;      /* number of labels */
+    uint64_t hash; /* of the label set, order-independent: equal sets hash equal */
 };
 
 /* Everything seen of one metric. Label slices point into the page. */
@@ -107,6 +109,27 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+static uint64_t fnv1a(uint64_t h, struct rt_str s)
+{
+    for (size_t i = 0; i < s.len; i++)
+        h = (h ^ (unsigned char)s.ptr[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* A label set's hash: the sum of per-label hashes, so label order does not matter. Comparing
+ * hashes first keeps the repeat check linear in practice even for a hostile page of 1024 series
+ * with 64 labels that differ only in the last one. */
+static uint64_t labels_hash(const struct rt_prom_sample *s)
+{
+    uint64_t sum = 0;
+    for (size_t k = 0; k < s->num_labels; k++) {
+        uint64_t h = fnv1a(0xcbf29ce484222325ULL, s->labels[k].name);
+        h = fnv1a(h ^ 0xff, s->labels[k].value); /* 0xff never occurs in a name: a separator */
+        sum += h * 0x9e3779b97f4a7c15ULL;
+    }
+    return sum;
+}
+
 /* Records sample <s> of metric <w>. Returns 0 or -1 with <err> set. */
 static int add(struct acc *a, int w, const struct rt_prom_sample *s, char *err, size_t errlen)
 {
@@ -124,7 +147,10 @@ static int add(struct acc *a, int w, const struct rt_prom_sample *s, char *err, 
         seterr(err, errlen, "line %zu: %.*s is %s", s->line, RT_STR_FMT(s->name), why);
         return -1;
     }
+    uint64_t hash = labels_hash(s);
     for (size_t k = 0; k < a->count; k++) {
+        if (a->series[k].hash != hash)
+            continue;
         /* labels is NULL while every series so far had no labels */
         const struct rt_prom_label *l = a->labels ? a->labels + a->series[k].first : NULL;
         if (same_labels(l, a->series[k].n, s->labels, s->num_labels)) {
@@ -154,6 +180,7 @@ static int add(struct acc *a, int w, const struct rt_prom_sample *s, char *err, 
         memcpy(a->labels + a->nlabels, s->labels, s->num_labels * sizeof *s->labels);
     a->series[a->count].first = a->nlabels;
     a->series[a->count].n = s->num_labels;
+    a->series[a->count].hash = hash;
     a->nlabels += s->num_labels;
     a->count++;
     a->sum += v;

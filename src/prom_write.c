@@ -60,7 +60,7 @@ static void escape(struct rt_buf *b, struct rt_str v, bool quote)
             rep = "\\n";
         else if (c == '"' && quote)
             rep = "\\\"";
-        else if (c < 0x20 || c == 0x7f)
+        else if ((c < 0x20 && c != '\t') || c == 0x7f)
             rep = "\xef\xbf\xbd"; /* other control bytes: the parser refuses them */
         else if (c >= 0x80 && (skip = utf8_seq(s + i, v.len - i)) == 0)
             rep = "\xef\xbf\xbd", skip = 1;

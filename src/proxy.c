@@ -219,6 +219,7 @@ static void finish(struct rt_proxy_req *r)
         r->ex->data = NULL;
         r->ex = NULL;
     }
+    atomic_fetch_sub(&r->w->active, 1);
     uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }
 
@@ -239,7 +240,7 @@ static void fail_request(struct rt_proxy_req *r, int status, const char *type, c
     our_headers(r, &h, retry_after);
     r->status = status;
     r->error = code;
-    rt_http_respond_error(ex, status, type, code, message, rt_buf_data(&h) ? h.base : "");
+    rt_http_respond_error(ex, status, type, code, message, h.base ? rt_buf_data(&h) : "");
     rt_buf_free(&h);
     finish(r);
 }
@@ -687,6 +688,7 @@ static struct rt_str header(const struct rt_http_exchange *ex, const char *name)
 void rt_proxy_start(struct rt_worker *w, struct rt_http_exchange *ex)
 {
     struct rt_proxy_req *r = rt_calloc(1, sizeof *r);
+    atomic_fetch_add(&w->active, 1);
     r->w = w;
     r->ex = ex;
     r->set = rt_settings_acquire();

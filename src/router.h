@@ -47,6 +47,7 @@ struct rt_worker {
     size_t queued;
     atomic_bool stop;               /* stop accepting and exit once idle */
     atomic_bool closing;            /* stop now */
+    atomic_uint active;             /* proxied requests not yet finished */
     uint64_t rng;
     uint64_t seq;                   /* request ids */
     struct rt_router *router;
@@ -65,6 +66,8 @@ struct rt_settings *rt_settings_acquire(void);
 void rt_settings_unref(struct rt_settings *s);
 /* Takes ownership of <cfg> and makes it current. */
 void rt_settings_publish(struct rt_config *cfg);
+/* Drops the current settings (at exit). */
+void rt_settings_shutdown(void);
 
 /* Starts <n> workers listening on the configured host:port. Returns 0, or -1 with a message
  * in <err> (e.g. the port is taken). */
@@ -77,6 +80,10 @@ size_t rt_router_active(struct rt_router *r);
 void rt_router_join(struct rt_router *r);
 /* Wakes every worker with queued requests (a slot may be free). Any thread. */
 void rt_router_kick(struct rt_router *r);
+
+struct rt_health_conf;
+/* The health monitor's settings taken from <c> (router_routes.c). */
+void rt_router_health_conf(const struct rt_config *c, struct rt_health_conf *h);
 
 /* The handler of client requests (router_routes.c). */
 void rt_router_handle(struct rt_http_exchange *ex, void *worker);

@@ -201,6 +201,30 @@ static void refused_pages(void **state)
     rt_free(big);
 }
 
+/* 1024 series with 64 labels that differ only in the last one: accepted, and fast (the repeat
+ * check compares hashes before label sets). */
+static void wide_series(void **state)
+{
+    (void)state;
+    size_t cap = 1024 * 700, n = 0;
+    char *page = rt_malloc(cap);
+    for (int i = 0; i < 1024; i++) {
+        n += (size_t)snprintf(page + n, cap - n, "vllm:num_requests_running{");
+        for (int k = 0; k < 63; k++)
+            n += (size_t)snprintf(page + n, cap - n, "l%d=\"v\",", k);
+        n += (size_t)snprintf(page + n, cap - n, "z=\"%d\"} 2\n", i);
+    }
+    struct rt_load_signals ls = good(page, n);
+    assert_true(ls.num_requests_running == 2048);
+    /* The same set in another label order is a repeat. */
+    n += (size_t)snprintf(page + n, cap - n, "vllm:num_requests_running{z=\"5\"");
+    for (int k = 62; k >= 0; k--)
+        n += (size_t)snprintf(page + n, cap - n, ",l%d=\"v\"", k);
+    n += (size_t)snprintf(page + n, cap - n, "} 2\n");
+    bad(page, n, "line 1025: series of vllm:num_requests_running repeated");
+    rt_free(page);
+}
+
 static void garbled_fixtures(void **state)
 {
     (void)state;
@@ -301,6 +325,7 @@ int main(void)
         cmocka_unit_test(sglang_underscore), cmocka_unit_test(partial_and_flavours),
         cmocka_unit_test(refused_pages),    cmocka_unit_test(garbled_fixtures),
         cmocka_unit_test(prefixes),         cmocka_unit_test(real_pages),
+        cmocka_unit_test(wide_series),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
