@@ -99,6 +99,15 @@ bool rt_http_congested(const struct rt_http_exchange *ex);
 /* Peer address of the client as text ("127.0.0.1"), into <out>. */
 void rt_http_peer(const struct rt_http_exchange *ex, char *out, size_t outlen);
 
+/* An error response in the OpenAI shape:
+ * {"error": {"message": <message>, "type": <type>, "param": null, "code": <code>}}
+ * with <headers> (complete lines or NULL) added. Ends the exchange. */
+void rt_http_respond_error(struct rt_http_exchange *ex, int status, const char *type,
+                           const char *code, const char *message, const char *headers);
+/* Appends <s> as a JSON string literal (quotes included) to <b>. */
+struct rt_buf;
+void rt_http_json_str(struct rt_buf *b, const char *s, size_t len);
+
 /* Standard reason phrase for <status> ("OK", "Not Found", ...). */
 const char *rt_http_reason(int status);
 

@@ -56,6 +56,11 @@ void rt_log_set_console(bool console);
 /* Parses "DEBUG", "INFO", "WARNING" (or "WARN"), "ERROR", any case. Returns 0 or -1. */
 int rt_log_level_parse(const char *s, enum rt_log_level *out);
 const char *rt_log_level_name(enum rt_log_level level);
+/* Caps the bytes waiting for the writer (default 64 MiB; 0 restores it). Lines that do not fit
+ * are dropped and counted; a line "N log lines dropped" follows once there is room again. */
+void rt_log_set_queue_limit(size_t bytes);
+/* Lines dropped because the queue was full, since the process started. */
+uint64_t rt_log_dropped(void);
 
 void rt_log(enum rt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rt_log_access(const struct rt_access_record *rec);
