@@ -221,6 +221,21 @@ void rt_backend_dispatch(struct rt_backend *b)
         atomic_store(&b->trial_in_flight, true);
 }
 
+bool rt_backend_try_dispatch(struct rt_backend *b)
+{
+    int cur = atomic_load_explicit(&b->inflight, memory_order_relaxed);
+    do {
+        if (cur >= atomic_load_explicit(&b->capacity, memory_order_relaxed))
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&b->inflight, &cur, cur + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    atomic_fetch_add_explicit(&b->since_scrape_dispatched, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->dispatched_total, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&b->circuit, memory_order_acquire) == RT_CIRCUIT_HALF_OPEN)
+        atomic_store(&b->trial_in_flight, true);
+    return true;
+}
+
 void rt_backend_release(struct rt_backend *b, enum rt_outcome outcome, uint64_t now_ms)
 {
     atomic_fetch_sub_explicit(&b->inflight, 1, memory_order_relaxed);

@@ -138,6 +138,9 @@ static inline bool rt_backend_has_room(struct rt_backend *b)
 /* Accounting of one attempt: dispatch raises inflight (and, in half-open, takes the trial);
  * release lowers it exactly once and feeds the breaker with <outcome>. */
 void rt_backend_dispatch(struct rt_backend *b);
+/* Like rt_backend_dispatch, but only while inflight < capacity (atomically, so two workers
+ * never both take the last slot). Returns whether the slot was taken. */
+bool rt_backend_try_dispatch(struct rt_backend *b);
 void rt_backend_release(struct rt_backend *b, enum rt_outcome outcome, uint64_t now_ms);
 /* Records a scrape result (control thread). */
 void rt_backend_scraped(struct rt_backend *b, double running, double waiting, double kv_perc,

@@ -74,12 +74,17 @@ int rt_http_parse_response(const char *buf, size_t len, size_t last_len, bool he
 const struct rt_http_header *rt_http_find_header(const struct rt_http_header *headers, size_t n,
                                                  struct rt_str name);
 
+/* Longest trailer section and chunk-size line (with extensions) rt_http_chunked_feed accepts. */
+#define RT_HTTP_MAX_TRAILER   8192
+#define RT_HTTP_MAX_SIZE_LINE 4096
+
 /* Chunked body decoder. Zero-fill before the first call. */
 struct rt_http_chunked {
     uint64_t remaining; /* bytes left in the current chunk's data */
     int state;          /* internal */
     unsigned hex_digits;/* internal */
     size_t trailer_bytes; /* internal: trailer section size, capped */
+    size_t line_bytes;  /* internal: length of the current chunk-size line, capped */
     bool done;          /* set once the last chunk and the trailer section were read */
 };
 
