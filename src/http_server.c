@@ -431,6 +431,17 @@ void rt_http_stream_end(struct rt_http_exchange *ex)
     finish(c);
 }
 
+void rt_http_abort(struct rt_http_exchange *ex)
+{
+    struct rt_http_conn *c = ex->_conn;
+    if (!c->ex_live)
+        return;
+    ex->_on_abort = NULL; /* the handler is the one ending it */
+    ex->aborted = true;
+    conn_close(c);
+    finish(c);
+}
+
 void rt_http_peer(const struct rt_http_exchange *ex, char *out, size_t outlen)
 {
     struct sockaddr_storage ss;

@@ -93,6 +93,9 @@ void rt_http_stream_start(struct rt_http_exchange *ex, int status, struct rt_str
 void rt_http_stream_write(struct rt_http_exchange *ex, const char *data, size_t len);
 /* Sends the last chunk and ends the exchange. */
 void rt_http_stream_end(struct rt_http_exchange *ex);
+/* Ends the exchange by closing the connection at once, without finishing the response: the
+ * client sees a truncated body (what a crashed server looks like). on_abort is not called. */
+void rt_http_abort(struct rt_http_exchange *ex);
 /* True while more than output_high_water bytes wait to be written; stop producing and wait
  * for on_drain. */
 bool rt_http_congested(const struct rt_http_exchange *ex);
