@@ -331,6 +331,20 @@ class T(rtlib.Case):
             near(r["median_itl_ms"], 10, 0.10, "sim median ITL")
         finally:
             rtlib.stop(p)
+        # Faults injected by the simulator are counted under their kind.
+        faults = [(["--fault-busy", "429"], lambda e: e["http_status"] == {"429": 6}),
+                  (["--fault-500"], lambda e: e["http_status"] == {"500": 6}),
+                  (["--fault-drop-after", "2"], lambda e: e["closed"] == 6)]
+        for flags, check in faults:
+            port = rtlib.free_port()
+            p = rtlib.start(["sim", "--port", str(port)] + flags, wait_ports=[port])
+            try:
+                r = bench_json(["--base-url", "http://127.0.0.1:%d" % port, "--concurrency", "3",
+                                "--num-requests", "6", "--input-len", "8", "--output-len", "8"])
+                assert r["failed"] == 6 and r["completed"] == 0, (flags, r)
+                assert check(r["errors"]), (flags, r["errors"])
+            finally:
+                rtlib.stop(p)
 
 
 if __name__ == "__main__":
