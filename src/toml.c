@@ -13,7 +13,10 @@
 struct rt_toml_pos rt_toml_pos_at(struct rt_toml_parser *p, size_t off)
 {
     /* Offsets asked for mostly grow, so a cursor that only moves forward makes this linear overall;
-     * a step back rescans from the start. */
+     * a step back within the cursor's line (keys of a header) is answered in place, and only a step
+     * back to an earlier line (an error at the start of a multi-line string) rescans. */
+    if (off < p->pos_off && off >= p->pos_line_start)
+        return (struct rt_toml_pos){p->pos_line, (uint32_t)(off - p->pos_line_start + 1)};
     if (off < p->pos_off) {
         p->pos_off = 0;
         p->pos_line = 1;
