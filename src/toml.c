@@ -90,6 +90,7 @@ void rt_toml_free(struct rt_toml_value *v)
             rt_toml_free(v->u.tab.items[i].val);
         }
         rt_free(v->u.tab.items);
+        rt_free(((struct rt_toml_node *)v)->index);
         break;
     case RT_TOML_STRING:
     case RT_TOML_DATETIME:
@@ -116,8 +117,61 @@ static void array_push(struct rt_toml_node *arr, struct rt_toml_node *item)
     a->u.arr.items[a->u.arr.len++] = &item->v;
 }
 
+/* Tables smaller than this are searched linearly. */
+#define INDEX_MIN 16
+
+static uint32_t hash_key(const char *key, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    return h;
+}
+
+static void index_add(struct rt_toml_node *tab, size_t item)
+{
+    const struct rt_toml_kv *kv = &tab->v.u.tab.items[item];
+    size_t mask = tab->index_cap - 1, slot = hash_key(kv->key, kv->key_len) & mask;
+    while (tab->index[slot])
+        slot = (slot + 1) & mask;
+    tab->index[slot] = (uint32_t)(item + 1);
+}
+
+/* Keeps the index at most half full; called after an item is appended. */
+static void index_update(struct rt_toml_node *tab)
+{
+    size_t len = tab->v.u.tab.len;
+    if (len < INDEX_MIN)
+        return;
+    if (len >= UINT32_MAX) { /* past what a slot can name: search linearly */
+        rt_free(tab->index);
+        tab->index = NULL;
+        tab->index_cap = 0;
+        return;
+    }
+    if (len * 2 <= tab->index_cap) {
+        index_add(tab, len - 1);
+        return;
+    }
+    rt_free(tab->index);
+    tab->index_cap = tab->index_cap ? tab->index_cap * 2 : 4 * INDEX_MIN;
+    tab->index = rt_calloc(tab->index_cap, sizeof(*tab->index));
+    for (size_t i = 0; i < len; i++)
+        index_add(tab, i);
+}
+
 static struct rt_toml_kv *find(struct rt_toml_value *tab, const char *key, size_t len)
 {
+    struct rt_toml_node *n = (struct rt_toml_node *)tab;
+    if (n->index) {
+        size_t mask = n->index_cap - 1, slot = hash_key(key, len) & mask;
+        for (; n->index[slot]; slot = (slot + 1) & mask) {
+            struct rt_toml_kv *kv = &tab->u.tab.items[n->index[slot] - 1];
+            if (kv->key_len == len && memcmp(kv->key, key, len) == 0)
+                return kv;
+        }
+        return NULL;
+    }
     for (size_t i = 0; i < tab->u.tab.len; i++) {
         struct rt_toml_kv *kv = &tab->u.tab.items[i];
         if (kv->key_len == len && memcmp(kv->key, key, len) == 0)
@@ -141,6 +195,7 @@ static void insert(struct rt_toml_node *tab, const struct rt_toml_keypart *k,
     kv->key_len = k->len;
     kv->key_pos = k->pos;
     kv->val = &val->v;
+    index_update(tab);
 }
 
 static struct rt_toml_node *node_of(struct rt_toml_value *v)

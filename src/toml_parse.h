@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "toml.h"
@@ -31,6 +32,9 @@ struct rt_toml_node {
     struct rt_toml_value v;
     size_t cap; /* allocated items of an array or table */
     unsigned flags;
+    /* A table with many keys also gets a hash index: slots hold item index + 1, 0 when empty. */
+    uint32_t *index;
+    size_t index_cap; /* a power of two, or 0 */
 };
 
 /* One part of a dotted key, decoded and owned. */

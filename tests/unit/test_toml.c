@@ -357,6 +357,32 @@ static void prefixes_fail_cleanly(void **state)
     check_prefixes("a.b.c = 1\n[x.y]\nz = +inf\nw = nan\nn = -0\nb = 0b1_0\no = 0o7_7\n");
 }
 
+/* Big tables (hash-indexed past a few keys) still find every key and catch duplicates. */
+static void many_keys(void **state)
+{
+    (void)state;
+    char *doc = rt_malloc(64 * 1001);
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(doc + n, 64, "k%d = %d\n", i, i);
+    struct rt_toml_value *root = NULL;
+    struct rt_toml_error err;
+    assert_int_equal(rt_toml_parse(doc, n, &root, &err), 0);
+    assert_int_equal(root->u.tab.len, 1000);
+    for (int i = 0; i < 1000; i += 37) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(path(root, key, NULL)->u.i, i);
+    }
+    assert_null(rt_toml_get(root, "k1000"));
+    rt_toml_free(root);
+    n += (size_t)snprintf(doc + n, 64, "k500 = 1\n");
+    assert_int_equal(rt_toml_parse(doc, n, &root, &err), -1);
+    assert_string_equal(err.msg, "duplicate key 'k500'");
+    assert_int_equal(err.pos.line, 1001);
+    rt_free(doc);
+}
+
 /* Deep nesting is refused with a message instead of exhausting the stack. */
 static void deep_nesting(void **state)
 {
@@ -384,6 +410,7 @@ int main(void)
         cmocka_unit_test(fixtures),
         cmocka_unit_test(router_fixture),
         cmocka_unit_test(prefixes_fail_cleanly),
+        cmocka_unit_test(many_keys),
         cmocka_unit_test(deep_nesting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
