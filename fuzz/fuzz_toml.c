@@ -1,4 +1,5 @@
-/* libFuzzer target for the TOML parser: any bytes must parse or fail with a message, never crash. */
+/* libFuzzer target for the TOML parser: any bytes must parse or fail with a message, never crash.
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>

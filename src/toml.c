@@ -182,7 +182,7 @@ static struct rt_toml_kv *find(struct rt_toml_value *tab, const char *key, size_
 
 /* Adds <val> under a copy of key part <k> to table <tab>; the caller checked the key is new. */
 static void insert(struct rt_toml_node *tab, const struct rt_toml_keypart *k,
-                  struct rt_toml_node *val)
+                   struct rt_toml_node *val)
 {
     struct rt_toml_value *t = &tab->v;
     if (t->u.tab.len == tab->cap) {
@@ -409,8 +409,8 @@ static int parse_header(struct rt_toml_parser *p)
             arr = node_of(kv->val);
             if (arr->v.type != RT_TOML_ARRAY || !(arr->flags & RT_TOML_F_AOT)) {
                 if (arr->v.type == RT_TOML_ARRAY)
-                    return rt_toml_fail(p, k->off,
-                                        "cannot append to array '%s': it was defined as a value", kb);
+                    return rt_toml_fail(
+                        p, k->off, "cannot append to array '%s': it was defined as a value", kb);
                 return rt_toml_fail(p, k->off, "key '%s' is already %s %s, not an array of tables",
                                     kb, type_article(arr->v.type), rt_toml_type_name(arr->v.type));
             }
@@ -492,7 +492,8 @@ int rt_toml_parse_keyval(struct rt_toml_parser *p, struct rt_toml_node *tab, int
         }
         if (!(child->flags & RT_TOML_F_DOTTED)) {
             rt_toml_fail(p, k->off,
-                         "cannot add to table '%s' with dotted keys: it is defined by a header", kb);
+                         "cannot add to table '%s' with dotted keys: it is defined by a header",
+                         kb);
             goto out;
         }
         tab = child;
@@ -633,7 +634,8 @@ static int check_utf8(struct rt_toml_parser *p)
             return rt_toml_fail(p, i, "the document is not valid UTF-8 (truncated sequence)");
         for (size_t j = 1; j < n; j++) {
             if ((s[i + j] & 0xc0) != 0x80)
-                return rt_toml_fail(p, i, "the document is not valid UTF-8 (bad continuation byte)");
+                return rt_toml_fail(p, i,
+                                    "the document is not valid UTF-8 (bad continuation byte)");
             cp = (cp << 6) | (s[i + j] & 0x3f);
         }
         if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
@@ -727,16 +729,26 @@ const struct rt_toml_value *rt_toml_get(const struct rt_toml_value *tab, const c
 const char *rt_toml_type_name(enum rt_toml_type t)
 {
     switch (t) {
-    case RT_TOML_STRING: return "string";
-    case RT_TOML_INTEGER: return "integer";
-    case RT_TOML_FLOAT: return "float";
-    case RT_TOML_BOOL: return "bool";
-    case RT_TOML_DATETIME: return "datetime";
-    case RT_TOML_DATETIME_LOCAL: return "datetime-local";
-    case RT_TOML_DATE_LOCAL: return "date-local";
-    case RT_TOML_TIME_LOCAL: return "time-local";
-    case RT_TOML_ARRAY: return "array";
-    case RT_TOML_TABLE: return "table";
+    case RT_TOML_STRING:
+        return "string";
+    case RT_TOML_INTEGER:
+        return "integer";
+    case RT_TOML_FLOAT:
+        return "float";
+    case RT_TOML_BOOL:
+        return "bool";
+    case RT_TOML_DATETIME:
+        return "datetime";
+    case RT_TOML_DATETIME_LOCAL:
+        return "datetime-local";
+    case RT_TOML_DATE_LOCAL:
+        return "date-local";
+    case RT_TOML_TIME_LOCAL:
+        return "time-local";
+    case RT_TOML_ARRAY:
+        return "array";
+    case RT_TOML_TABLE:
+        return "table";
     }
     return "unknown";
 }

@@ -15,7 +15,7 @@
 
 /* Nesting of arrays, inline tables and dotted keys under one key/value, and parts of one key. */
 #define RT_TOML_MAX_DEPTH 128
-#define RT_TOML_MAX_KEYS 128
+#define RT_TOML_MAX_KEYS  128
 
 /* How a table came to be, which decides how it may still be extended. */
 enum {

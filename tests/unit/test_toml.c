@@ -190,7 +190,8 @@ static void error_messages(void **state)
         {"s = \"open\n", 1, 5, "string is not closed with '\"' on the same line"},
         {"a = [1, 2\n", 2, 1, "array is not closed with ']'"},
         {"x = {a = 1,}\n", 1, 12, "trailing comma is not allowed in an inline table"},
-        {"x = yes\n", 1, 5, "invalid value 'yes' (strings need quotes; booleans are true and false)"},
+        {"x = yes\n", 1, 5,
+         "invalid value 'yes' (strings need quotes; booleans are true and false)"},
         {"a = 1 b = 2\n", 1, 7, "expected a newline or end of document, found 'b'"},
         {"a.b = 1\na = 2\n", 2, 1, "duplicate key 'a'"},
         {"[a]\nb = 1\n[a.b]\n", 3, 4, "key 'b' is already an integer and cannot be a table"},
@@ -348,9 +349,10 @@ static void check_prefixes(const char *doc)
 static void prefixes_fail_cleanly(void **state)
 {
     (void)state;
-    check_prefixes("# config\n[server]\nlisten = \"127.0.0.1:8000\"\nworkers = 0x10\n"
-                   "ratio = -1.5e+3\n[[backend]]\nurl = 'http://x'\ntags = [\"a\", [1, 2.0], {k = 1}]\n"
-                   "when = 1979-05-27T07:32:00.123-08:00\n");
+    check_prefixes(
+        "# config\n[server]\nlisten = \"127.0.0.1:8000\"\nworkers = 0x10\n"
+        "ratio = -1.5e+3\n[[backend]]\nurl = 'http://x'\ntags = [\"a\", [1, 2.0], {k = 1}]\n"
+        "when = 1979-05-27T07:32:00.123-08:00\n");
     check_prefixes("s = \"\"\"\nmulti \\\n  line \\u00e9 \\U0001F600 \"\" \"\"\"\n"
                    "l = '''\nraw '' '''\nd = 2000-01-01 12:00:00Z\nt = 23:59:59.999\n"
                    "\"quoted\".bare.'lit' = { a.b = [ ], c = false }\r\n");
