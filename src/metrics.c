@@ -332,6 +332,7 @@ void rt_metrics_request(unsigned shard, const struct rt_metrics_request *m)
         clean(rt_str_cstr(m->endpoint), ebuf, sizeof ebuf),
     };
     int status = m->status < 0 ? 0 : m->status > 999 ? 999 : m->status;
+    struct rt_str endpoint = k[2]; /* the histograms have their own cap: keep it unfolded */
     uint64_t hash = key_hash(k, status);
 
     pthread_mutex_lock(&sh->lock);
@@ -358,7 +359,7 @@ void rt_metrics_request(unsigned shard, const struct rt_metrics_request *m)
         s->completion += (uint64_t)m->completion_tokens;
         s->has_completion = true;
     }
-    struct series *e = get_capped(&sh->ep, 2, k[2], RT_METRICS_MAX_ENDPOINTS);
+    struct series *e = get_capped(&sh->ep, 2, endpoint, RT_METRICS_MAX_ENDPOINTS);
     observe(&e->h[0], seconds(m->duration_s));
     if (m->ttfb_s >= 0)
         observe(&e->h[1], m->ttfb_s);
@@ -610,8 +611,9 @@ static const char *const circuit_names[] = {"closed", "open", "half_open"};
 static void write_backends(struct rt_buf *b)
 {
     struct rt_fleet_view *view = rt_fleet_acquire();
-    bool *dup = rt_calloc(view->n ? view->n : 1, sizeof *dup);
-    for (size_t i = 0; i < view->n; i++)
+    size_t nb = view->n;
+    bool *dup = rt_calloc(nb ? nb : 1, sizeof *dup);
+    for (size_t i = 0; i < nb; i++)
         for (size_t j = 0; j < i && !dup[i]; j++)
             dup[i] = strcmp(view->b[i]->url, view->b[j]->url) == 0;
 
@@ -635,7 +637,7 @@ static void write_backends(struct rt_buf *b)
     };
     for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
         family(b, fams[f].name, "gauge", fams[f].help);
-        for (size_t i = 0; i < view->n; i++) {
+        for (size_t i = 0; i < nb; i++) {
             struct rt_backend *be = view->b[i];
             if (dup[i])
                 continue;

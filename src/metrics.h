@@ -66,7 +66,8 @@ void rt_metrics_reload(unsigned shard, bool ok);
 /* The exposition text (Prometheus text 0.0.4), allocated with rt_malloc (the caller frees it
  * with rt_free; NUL-terminated), *<len> its length. Merges the shards, adds per-backend gauges
  * read from the current fleet view (src/fleet.h), <queued> (requests in the admission queue) as
- * queue_length, and build info. Any thread; works (with the gauges only) before init. */
+ * queue_length, and build info. Any thread, after rt_fleet_init; before rt_metrics_init the page
+ * has the gauges and empty families only. */
 char *rt_metrics_render(size_t queued, size_t *len);
 
 #endif
