@@ -126,6 +126,19 @@ static struct rt_str clean(struct rt_str v, char *out, size_t cap)
     const unsigned char *s = (const unsigned char *)v.ptr;
     size_t i = 0, o = 0;
     while (i < v.len) {
+        /* fast path: a run of printable ASCII (the usual model name) is copied as is */
+        size_t run = i;
+        while (run < v.len && s[run] >= 0x20 && s[run] < 0x7f)
+            run++;
+        if (run > i) {
+            size_t n = run - i < cap - o ? run - i : cap - o;
+            memcpy(out + o, v.ptr + i, n);
+            o += n;
+            i += n;
+            if (o == cap)
+                break;
+            continue;
+        }
         const char *src = v.ptr + i;
         size_t n = utf8_seq(s + i, v.len - i), adv = n;
         if (n == 0 || (s[i] < 0x20 && s[i] != '\t' && s[i] != '\n') || s[i] == 0x7f) {
@@ -142,22 +155,37 @@ static struct rt_str clean(struct rt_str v, char *out, size_t cap)
     return rt_str_make(out, o);
 }
 
-static uint64_t fnv(uint64_t h, struct rt_str s)
+/* Mixes <s> into <h> 8 bytes at a time (a multiply per word, not per byte: this is on every
+ * request's path). The length goes in first, so ("ab","c") and ("a","bc") differ. */
+static uint64_t mix_str(uint64_t h, struct rt_str s)
 {
-    h = (h ^ s.len) * 0x100000001b3ULL; /* length first, so ("ab","c") != ("a","bc") */
-    for (size_t i = 0; i < s.len; i++)
-        h = (h ^ (unsigned char)s.ptr[i]) * 0x100000001b3ULL;
+    const uint64_t k = 0x9e3779b97f4a7c15ULL;
+    h = (h ^ s.len) * k;
+    size_t i = 0;
+    for (; i + 8 <= s.len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s.ptr + i, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 31;
+    }
+    if (i < s.len) {
+        uint64_t w = 0;
+        memcpy(&w, s.ptr + i, s.len - i);
+        h = (h ^ w) * k;
+        h ^= h >> 31;
+    }
     return h;
 }
 
-/* FNV-1a from a random seed, then a full avalanche so the low bits used for the slot depend on
- * every input bit. */
+/* The keys' hash from a random seed, with a full avalanche at the end so the low bits used for
+ * the slot depend on every input bit. Not a cryptographic hash: the seed and the caps
+ * (at most RT_METRICS_MAX_SERIES + a reserve per table) bound what a hostile client can do. */
 static uint64_t key_hash(const struct rt_str *k, int status)
 {
     uint64_t h = M.seed ^ 0xcbf29ce484222325ULL;
     for (int i = 0; i < NKEYS; i++)
-        h = fnv(h, k[i]);
-    h = (h ^ (uint64_t)(unsigned)status) * 0x100000001b3ULL;
+        h = mix_str(h, k[i]);
+    h ^= (uint64_t)(unsigned)status;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
