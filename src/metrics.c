@@ -29,10 +29,10 @@ static const struct {
     double v;
     const char *le;
 } buckets[] = {
-    {0.005, "0.005"}, {0.01, "0.01"}, {0.025, "0.025"}, {0.05, "0.05"}, {0.1, "0.1"},
-    {0.25, "0.25"},   {0.5, "0.5"},   {1, "1"},         {2.5, "2.5"},   {5, "5"},
-    {10, "10"},       {20, "20"},     {30, "30"},       {60, "60"},     {120, "120"},
-    {300, "300"},
+    {0.005, "0.005"}, {0.01, "0.01"}, {0.025, "0.025"}, {0.05, "0.05"},
+    {0.1, "0.1"},     {0.25, "0.25"}, {0.5, "0.5"},     {1, "1"},
+    {2.5, "2.5"},     {5, "5"},       {10, "10"},       {20, "20"},
+    {30, "30"},       {60, "60"},     {120, "120"},     {300, "300"},
 };
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
 
@@ -45,13 +45,13 @@ struct hist {
  * and its values. Which fields mean something depends on the table (see struct shard). */
 #define NKEYS 3
 struct series {
-    uint64_t hash;              /* of the keys and status, see key_hash */
-    int status;                 /* requests: the HTTP status; 0 elsewhere */
-    struct rt_str k[NKEYS];     /* label values, point into this allocation; unused ones empty */
+    uint64_t hash;          /* of the keys and status, see key_hash */
+    int status;             /* requests: the HTTP status; 0 elsewhere */
+    struct rt_str k[NKEYS]; /* label values, point into this allocation; unused ones empty */
     uint64_t count;
-    uint64_t prompt, completion; /* requests: token sums */
+    uint64_t prompt, completion;     /* requests: token sums */
     bool has_prompt, has_completion; /* requests: some response reported them */
-    struct hist *h;             /* endpoints: [0] duration, [1] ttfb (owned); NULL elsewhere */
+    struct hist *h;                  /* endpoints: [0] duration, [1] ttfb (owned); NULL elsewhere */
 };
 
 /* Open addressing with linear probing; owns its series. */
@@ -59,7 +59,7 @@ struct table {
     struct series **slot; /* cap entries, NULL = empty */
     size_t cap;           /* power of two, or 0 before the first insert */
     size_t n;
-    bool hists;           /* new series get their two histograms */
+    bool hists; /* new series get their two histograms */
 };
 
 struct shard {
@@ -70,15 +70,15 @@ struct shard {
     struct table rejected; /* k[0] = reason */
     struct table scrape;   /* k[0] = server */
     struct hist queue_wait;
-    uint64_t reloads[2];   /* [0] failure, [1] success */
+    uint64_t reloads[2]; /* [0] failure, [1] success */
 };
 
 /* Written by init/shutdown only, which run alone (metrics.h). */
 static struct {
     struct shard *shards; /* nshards, the last one the control thread's */
     unsigned nshards;
-    uint64_t seed;        /* random per process, so hostile label values cannot aim at a slot */
-    double start_time;    /* unix seconds */
+    uint64_t seed;     /* random per process, so hostile label values cannot aim at a slot */
+    double start_time; /* unix seconds */
 } M;
 
 /* ---- keys --------------------------------------------------------------------------------- */
@@ -196,8 +196,7 @@ static uint64_t key_hash(const struct rt_str *k, int status)
 
 /* ---- tables ------------------------------------------------------------------------------- */
 
-static struct series *find(const struct table *t, uint64_t hash, const struct rt_str *k,
-                           int status)
+static struct series *find(const struct table *t, uint64_t hash, const struct rt_str *k, int status)
 {
     if (!t->cap)
         return NULL;
@@ -583,7 +582,9 @@ static void write_requests(struct rt_buf *b, const struct shard *all)
         const struct series *s = v[i];
         char st[16];
         snprintf(st, sizeof st, "%d", s->status);
-        struct lbl l[4] = {{"server", s->k[0]}, {"model", s->k[1]}, {"endpoint", s->k[2]},
+        struct lbl l[4] = {{"server", s->k[0]},
+                           {"model", s->k[1]},
+                           {"endpoint", s->k[2]},
                            {"status", rt_str_cstr(st)}};
         line_u(b, "requests_total", l, 4, s->count);
         if (s->has_prompt || s->has_completion) {
@@ -618,8 +619,7 @@ static void write_requests(struct rt_buf *b, const struct shard *all)
     for (size_t i = 0; i < tok.n; i++)
         if (v[i]->has_prompt)
             line_u(b, "prompt_tokens_total",
-                   (struct lbl[]){{"server", v[i]->k[0]}, {"model", v[i]->k[1]}}, 2,
-                   v[i]->prompt);
+                   (struct lbl[]){{"server", v[i]->k[0]}, {"model", v[i]->k[1]}}, 2, v[i]->prompt);
     family(b, "completion_tokens_total", "counter",
            "Completion tokens of answered requests whose response reported usage, by server and "
            "model.");

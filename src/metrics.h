@@ -23,12 +23,12 @@
 
 #include "str.h"
 
-#define RT_METRICS_MAX_SERIES     10000 /* (server,model,endpoint,status) series per shard */
-#define RT_METRICS_MAX_ENDPOINTS  64    /* distinct endpoints per shard (histograms) */
-#define RT_METRICS_MAX_REASONS    64    /* distinct retry / rejection reasons per shard */
-#define RT_METRICS_MAX_SERVERS    1024  /* distinct servers for scrape errors per shard */
-#define RT_METRICS_MAX_MODEL_LEN  128   /* bytes of a model name kept (longer ones are cut) */
-#define RT_METRICS_MAX_LABEL_LEN  256   /* bytes kept of other label values */
+#define RT_METRICS_MAX_SERIES    10000 /* (server,model,endpoint,status) series per shard */
+#define RT_METRICS_MAX_ENDPOINTS 64    /* distinct endpoints per shard (histograms) */
+#define RT_METRICS_MAX_REASONS   64    /* distinct retry / rejection reasons per shard */
+#define RT_METRICS_MAX_SERVERS   1024  /* distinct servers for scrape errors per shard */
+#define RT_METRICS_MAX_MODEL_LEN 128   /* bytes of a model name kept (longer ones are cut) */
+#define RT_METRICS_MAX_LABEL_LEN 256   /* bytes kept of other label values */
 
 /* Shards: one per worker thread (index 0..nworkers-1) plus one for the control thread
  * (index nworkers). Calling init again first shuts the previous state down. */
@@ -39,15 +39,15 @@ unsigned rt_metrics_control_shard(void); /* == nworkers */
 
 /* One finished request, as the proxy saw it. */
 struct rt_metrics_request {
-    const char *endpoint;   /* path, e.g. "/v1/chat/completions" */
-    struct rt_str model;    /* may be empty */
-    const char *server;     /* URL of the backend that answered, or NULL (router-made answer) */
-    int status;             /* HTTP status sent (499 = client left before the answer) */
+    const char *endpoint; /* path, e.g. "/v1/chat/completions" */
+    struct rt_str model;  /* may be empty */
+    const char *server;   /* URL of the backend that answered, or NULL (router-made answer) */
+    int status;           /* HTTP status sent (499 = client left before the answer) */
     double duration_s;
-    double ttfb_s;          /* < 0: no byte was sent */
+    double ttfb_s; /* < 0: no byte was sent */
     unsigned retries;
     int64_t prompt_tokens, completion_tokens; /* -1 unknown */
-    double queue_wait_s;    /* < 0: not queued */
+    double queue_wait_s;                      /* < 0: not queued */
 };
 
 /* Records one request into shard <shard>: requests_total, the duration and time-to-first-byte

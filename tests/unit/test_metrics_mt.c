@@ -225,7 +225,7 @@ static bool promtool_ok(const struct page *p)
 
 /* ---- concurrent recording ---- */
 
-#define THREADS 4
+#define THREADS    4
 #define PER_THREAD 3000
 
 /* Exactly representable in binary, so sums are exact whatever order the shards merge in; 0.5 and
@@ -233,7 +233,7 @@ static bool promtool_ok(const struct page *p)
 static const double durs[] = {0.00390625, 0.5, 1, 7.25, 1000};
 #define NDURS 5
 static const char *const les[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
-                                  "2.5",   "5",    "10",    "20",    "30",  "60",   "120", "300"};
+                                  "2.5",   "5",    "10",    "20",   "30",  "60",   "120", "300"};
 #define NLES 16
 
 /* The <j>th request every thread records. */
@@ -327,10 +327,9 @@ static void concurrent_merge(void **state)
         gen(j, &r);
         const char *server = r.server ? r.server : "";
         size_t k = 0;
-        while (k < nt && !(strcmp(tally[k].server, server) == 0 &&
-                           strcmp(tally[k].model, r.model.ptr) == 0 &&
-                           strcmp(tally[k].endpoint, r.endpoint) == 0 &&
-                           tally[k].status == r.status))
+        while (k < nt &&
+               !(strcmp(tally[k].server, server) == 0 && strcmp(tally[k].model, r.model.ptr) == 0 &&
+                 strcmp(tally[k].endpoint, r.endpoint) == 0 && tally[k].status == r.status))
             k++;
         if (k == nt)
             tally[nt++] = (struct tally){server, r.model.ptr, r.endpoint, r.status, 0};
@@ -366,14 +365,14 @@ static void concurrent_merge(void **state)
         for (int b = 0; b < NLES; b++)
             assert_true(VAL(&p, "vllm_router_request_duration_seconds_bucket", "endpoint", eps[e],
                             "le", les[b]) == (double)THREADS * dur_in[e][b]);
-        assert_true(VAL(&p, "vllm_router_request_duration_seconds_bucket", "endpoint", eps[e],
-                        "le", "+Inf") == (double)THREADS * dur_n[e]);
+        assert_true(VAL(&p, "vllm_router_request_duration_seconds_bucket", "endpoint", eps[e], "le",
+                        "+Inf") == (double)THREADS * dur_n[e]);
         assert_true(VAL(&p, "vllm_router_request_duration_seconds_count", "endpoint", eps[e]) ==
                     (double)THREADS * dur_n[e]);
         assert_true(VAL(&p, "vllm_router_request_duration_seconds_sum", "endpoint", eps[e]) ==
                     THREADS * dur_sum[e]);
-        assert_true(VAL(&p, "vllm_router_time_to_first_byte_seconds_count", "endpoint",
-                        eps[e]) == (double)THREADS * ttfb_n[e]);
+        assert_true(VAL(&p, "vllm_router_time_to_first_byte_seconds_count", "endpoint", eps[e]) ==
+                    (double)THREADS * ttfb_n[e]);
         assert_true(VAL(&p, "vllm_router_time_to_first_byte_seconds_sum", "endpoint", eps[e]) ==
                     THREADS * ttfb_sum[e]);
         /* every ttfb is 0.0625: all of them in le="0.1", none in le="0.05" */
@@ -387,8 +386,7 @@ static void concurrent_merge(void **state)
                     "model", "qwen") == THREADS * 10.0 * (PER_THREAD / 2));
     assert_true(VAL(&p, "vllm_router_completion_tokens_total", "server", "http://10.0.0.1:8000",
                     "model", "llama") == THREADS * 7.0 * (PER_THREAD / 4));
-    assert_true(isnan(VAL(&p, "vllm_router_prompt_tokens_total", "server", "", "model",
-                          "llama")));
+    assert_true(isnan(VAL(&p, "vllm_router_prompt_tokens_total", "server", "", "model", "llama")));
     assert_true(VAL(&p, "vllm_router_retries_total", "reason", "connect") ==
                 THREADS * (PER_THREAD / 20.0));
     assert_true(VAL(&p, "vllm_router_retries_total", "reason", "status_503") ==
@@ -412,17 +410,22 @@ static void concurrent_merge(void **state)
 static void record_model(unsigned shard, struct rt_str model, const char *server,
                          const char *endpoint)
 {
-    struct rt_metrics_request r = {.endpoint = endpoint, .model = model, .server = server,
-                                   .status = 200, .duration_s = 0.1, .ttfb_s = 0.05,
-                                   .prompt_tokens = 1, .completion_tokens = 1,
+    struct rt_metrics_request r = {.endpoint = endpoint,
+                                   .model = model,
+                                   .server = server,
+                                   .status = 200,
+                                   .duration_s = 0.1,
+                                   .ttfb_s = 0.05,
+                                   .prompt_tokens = 1,
+                                   .completion_tokens = 1,
                                    .queue_wait_s = -1};
     rt_metrics_request(shard, &r);
 }
 
 static double model_count(const struct page *p, const char *model)
 {
-    return VAL(p, "vllm_router_requests_total", "server", "http://s:1", "model", model,
-               "endpoint", "/v1/completions", "status", "200");
+    return VAL(p, "vllm_router_requests_total", "server", "http://s:1", "model", model, "endpoint",
+               "/v1/completions", "status", "200");
 }
 
 static void hostile_labels(void **state)
@@ -590,12 +593,11 @@ static void fleet_gauges(void **state)
     assert_true(VAL(&p, "vllm_router_backend_draining", "server", ua) == 1);
     assert_true(VAL(&p, "vllm_router_backend_draining", "server", ub) == 0);
     assert_true(VAL(&p, "vllm_router_backend_circuit_state", "server", ua, "state", "open") == 1);
-    assert_true(VAL(&p, "vllm_router_backend_circuit_state", "server", ua, "state", "closed") ==
+    assert_true(VAL(&p, "vllm_router_backend_circuit_state", "server", ua, "state", "closed") == 0);
+    assert_true(VAL(&p, "vllm_router_backend_circuit_state", "server", ua, "state", "half_open") ==
                 0);
-    assert_true(VAL(&p, "vllm_router_backend_circuit_state", "server", ua, "state",
-                    "half_open") == 0);
-    assert_true(VAL(&p, "vllm_router_backend_circuit_state", "server", ub, "state",
-                    "half_open") == 1);
+    assert_true(VAL(&p, "vllm_router_backend_circuit_state", "server", ub, "state", "half_open") ==
+                1);
     assert_true(VAL(&p, "vllm_router_backend_scrape_ok", "server", ua) == 1);
     assert_true(VAL(&p, "vllm_router_backend_scrape_ok", "server", ub) == 0);
     assert_true(VAL(&p, "vllm_router_backend_running", "server", ua) == 3);
@@ -633,8 +635,8 @@ static void fleet_gauges(void **state)
 static void before_init(void **state)
 {
     (void)state;
-    struct rt_metrics_request r = {.endpoint = "/v1/completions", .status = 200,
-                                   .ttfb_s = -1, .queue_wait_s = -1};
+    struct rt_metrics_request r = {
+        .endpoint = "/v1/completions", .status = 200, .ttfb_s = -1, .queue_wait_s = -1};
     rt_metrics_request(0, &r); /* ignored, no crash */
     rt_metrics_retry(3, "connect");
     rt_metrics_reload(0, true);
