@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "fleet.h"
 #include "log.h"
+#include "metrics.h"
 #include "req_scan.h"
 
 #define MAX_TRIED       32
@@ -45,6 +46,7 @@ struct rt_proxy_req {
     uint64_t ttfb_ns;            /* first response byte handed to the client */
     uint64_t deadline_ms;        /* request_timeout from the start: retries stop there */
     uint64_t queued_ms;
+    int64_t queue_wait_ms;       /* -1 when the request never waited */
     unsigned attempts;
     uint64_t tried[MAX_TRIED];   /* backend ids already tried */
     size_t ntried;
@@ -173,6 +175,7 @@ static void queue_remove(struct rt_proxy_req *r)
     else
         w->queue_tail = r->qprev;
     r->qnext = r->qprev = NULL;
+    r->queue_wait_ms = (int64_t)(rt_now_ms() - r->queued_ms);
     w->queued--;
     atomic_fetch_sub(&w->router->waiting, 1);
 }
@@ -194,7 +197,8 @@ static void release_attempt(struct rt_proxy_req *r, enum rt_outcome outcome)
         rt_router_kick(r->w->router);
 }
 
-static void log_access(struct rt_proxy_req *r)
+/* The access record and the metrics of a finished request. */
+static void record(struct rt_proxy_req *r)
 {
     struct rt_http_exchange *ex = r->ex;
     char method[16], path[512], model[RT_SCAN_STR_CAP];
@@ -202,23 +206,39 @@ static void log_access(struct rt_proxy_req *r)
     snprintf(path, sizeof path, "%.*s", RT_STR_FMT(ex->req.path));
     snprintf(model, sizeof model, "%.*s", RT_STR_FMT(r->model));
     uint64_t now = uv_hrtime();
+    double ttfb_ms = r->responding ? (double)(r->ttfb_ns - r->start_ns) / 1e6 : -1;
+    double total_ms = (double)(now - r->start_ns) / 1e6;
+    const char *server = r->server_url[0] ? r->server_url : NULL;
     struct rt_access_record rec = {
         .request_id = r->request_id,
         .method = method,
         .endpoint = path,
         .model = r->model.len ? model : NULL,
-        .server = r->server_url[0] ? r->server_url : NULL,
+        .server = server,
         .status = r->status,
         .bytes_in = ex->head_bytes + ex->body.len,
         .bytes_out = ex->bytes_out,
-        .ttfb_ms = r->responding ? (double)(r->ttfb_ns - r->start_ns) / 1e6 : -1,
-        .total_ms = (double)(now - r->start_ns) / 1e6,
+        .ttfb_ms = ttfb_ms,
+        .total_ms = total_ms,
         .retries = r->attempts > 0 ? r->attempts - 1 : 0,
         .prompt_tokens = r->prompt_tokens,
         .completion_tokens = r->completion_tokens,
         .error = r->error,
     };
     rt_log_access(&rec);
+    struct rt_metrics_request m = {
+        .endpoint = path,
+        .model = r->model,
+        .server = server,
+        .status = r->status,
+        .duration_s = total_ms / 1000,
+        .ttfb_s = ttfb_ms < 0 ? -1 : ttfb_ms / 1000,
+        .retries = rec.retries,
+        .prompt_tokens = r->prompt_tokens,
+        .completion_tokens = r->completion_tokens,
+        .queue_wait_s = r->queue_wait_ms < 0 ? -1 : r->queue_wait_ms / 1000.0,
+    };
+    rt_metrics_request(r->w->index, &m);
 }
 
 /* The exchange is over (answered, or the client left): log and let go of everything. */
@@ -232,7 +252,7 @@ static void finish(struct rt_proxy_req *r)
     uv_timer_stop(&r->timer);
     release_attempt(r, RT_OUTCOME_CANCELLED); /* no-op unless an attempt is still out */
     if (r->ex) {
-        log_access(r);
+        record(r);
         r->ex->data = NULL;
         r->ex = NULL;
     }
@@ -303,10 +323,11 @@ static void on_retry_timer(uv_timer_t *t)
 /* The attempt failed before anything reached the client: try elsewhere or give up with
  * <status>. */
 static void attempt_failed(struct rt_proxy_req *r, enum rt_outcome outcome, int status,
-                           const char *code, const char *message)
+                           const char *code, const char *message, const char *reason)
 {
     release_attempt(r, outcome);
     if (can_retry(r)) {
+        rt_metrics_retry(r->w->index, reason);
         r->state = P_RETRY_WAIT;
         uint64_t delay = (uint64_t)(r->set->cfg->config.retry_delay * 1000);
         uv_timer_start(&r->timer, on_retry_timer, delay, 0);
@@ -338,10 +359,11 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
     /* Retryable answers go elsewhere while the client has seen nothing; with nowhere else to
      * go, the backend's own answer passes through. */
     if ((busy || st == 502 || st == 504) && can_retry(r) && other_candidate(r)) {
-        char msg[96];
+        char msg[96], reason[32];
         snprintf(msg, sizeof msg, "server answered %d", st);
+        snprintf(reason, sizeof reason, "status_%d", st);
         attempt_failed(r, busy ? RT_OUTCOME_BUSY : RT_OUTCOME_FAILURE, 502, "upstream_error",
-                       msg);
+                       msg, reason);
         return;
     }
     r->upstream_failed_status = st >= 500 && st != 503;
@@ -435,7 +457,11 @@ static void on_up_done(void *ctx, int err, bool got_bytes)
         char msg[400];
         snprintf(msg, sizeof msg, "server %s: %s", r->server_url, rt_hc_strerror(err));
         attempt_failed(r, RT_OUTCOME_FAILURE, timeout ? 504 : 502,
-                       timeout ? "upstream_timeout" : "upstream_error", msg);
+                       timeout ? "upstream_timeout" : "upstream_error", msg,
+                       timeout                 ? "timeout"
+                       : err == RT_HC_ECONNECT ? "connect"
+                       : err == RT_HC_EPROTO   ? "protocol"
+                                               : "reset");
         return;
     }
     /* The stream broke after bytes reached the client: no retry. End it cleanly, in-band. */
@@ -559,6 +585,7 @@ static void on_queue_timeout(uv_timer_t *t)
 {
     struct rt_proxy_req *r = t->data;
     int wait = (int)r->set->cfg->queue.max_wait;
+    rt_metrics_queue_rejected(r->w->index, "queue_timeout");
     fail_request(r, 429, "rate_limit_error", "queue_timeout",
                  "all servers are at capacity and the request waited too long in the queue",
                  wait > 0 ? wait : 1);
@@ -569,6 +596,7 @@ static void enqueue(struct rt_proxy_req *r)
     struct rt_worker *w = r->w;
     const struct rt_config *c = r->set->cfg;
     if ((int64_t)atomic_load(&w->router->waiting) >= c->queue.max_length) {
+        rt_metrics_queue_rejected(w->index, "queue_full");
         fail_request(r, 429, "rate_limit_error", "queue_full",
                      "all servers are at capacity and the admission queue is full",
                      (int)(c->queue.max_wait > 1 ? c->queue.max_wait / 2 : 1));
@@ -713,6 +741,7 @@ void rt_proxy_start(struct rt_worker *w, struct rt_http_exchange *ex)
     r->start_ns = uv_hrtime();
     r->deadline_ms = r->start_ms + (uint64_t)(r->set->cfg->config.request_timeout * 1000);
     r->prompt_tokens = r->completion_tokens = -1;
+    r->queue_wait_ms = -1;
     uv_timer_init(&w->loop, &r->timer);
     r->timer.data = r;
     ex->data = r;
