@@ -277,6 +277,8 @@ static void fail_request(struct rt_proxy_req *r, int status, const char *type, c
     our_headers(r, &h, retry_after);
     r->status = status;
     r->error = code;
+    r->responding = true;
+    r->ttfb_ns = uv_hrtime();
     rt_http_respond_error(ex, status, type, code, message, h.base ? rt_buf_data(&h) : "");
     rt_buf_free(&h);
     finish(r);
