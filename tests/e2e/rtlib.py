@@ -481,7 +481,8 @@ class RawStream:
         self.sock.sendall(head.encode() + b"\r\n" + data)
         self.buf = b""
         self.body = b""      # de-chunked body bytes not yet split into events
-        self.raw_body = b""  # every de-chunked byte
+        self.nbody = 0       # de-chunked body bytes so far
+        self.ready = []      # events split off the body, not yet handed out
         self.ended = False   # the last chunk (or close for close-delimited) arrived
         self.status = None
         self.headers = {}
@@ -510,41 +511,50 @@ class RawStream:
         """Moves complete chunks from buf to body; returns False when more input is needed."""
         if not self.chunked:
             self.body += self.buf
-            self.raw_body += self.buf
+            self.nbody += len(self.buf)
             self.buf = b""
-            if self.length is not None and len(self.raw_body) >= self.length:
+            if self.length is not None and self.nbody >= self.length:
                 self.ended = True
             return True
         progressed = False
+        buf, pos, pieces = self.buf, 0, []
         while True:
-            i = self.buf.find(b"\r\n")
+            i = buf.find(b"\r\n", pos)
             if i < 0:
-                return progressed
-            size = int(self.buf[:i].split(b";")[0], 16)
+                break
+            size = int(buf[pos:i].split(b";")[0], 16)
             if size == 0:
-                if self.buf[i + 2:i + 4] == b"\r\n":
+                if buf[i + 2:i + 4] == b"\r\n":
                     self.ended = True
-                    self.buf = self.buf[i + 4:]
-                    return True
-                return progressed
-            if len(self.buf) < i + 2 + size + 2:
-                return progressed
-            piece = self.buf[i + 2:i + 2 + size]
-            assert self.buf[i + 2 + size:i + 4 + size] == b"\r\n", self.buf[:i + 8 + size]
-            self.body += piece
-            self.raw_body += piece
-            self.buf = self.buf[i + 4 + size:]
+                    pos = i + 4
+                    progressed = True
+                break
+            if len(buf) < i + 2 + size + 2:
+                break
+            assert buf[i + 2 + size:i + 4 + size] == b"\r\n", buf[pos:i + 8 + size]
+            pieces.append(buf[i + 2:i + 2 + size])
+            pos = i + 4 + size
             progressed = True
+        self.buf = buf[pos:]
+        piece = b"".join(pieces)
+        self.body += piece
+        self.nbody += len(piece)
+        return progressed
 
     def events(self):
         """Yields (seconds since the request was sent, payload of a 'data:' line) as they
         arrive, until the body ends; raises EOFError if the connection closes before that."""
         while True:
-            while b"\n\n" in self.body:
-                block, self.body = self.body.split(b"\n\n", 1)
-                for line in block.decode().split("\n"):
-                    if line.startswith("data: "):
-                        yield time.time() - self.t0, line[6:]
+            if b"\n\n" in self.body:
+                blocks = self.body.split(b"\n\n")
+                self.body = blocks.pop()
+                now = time.time() - self.t0
+                for block in blocks:
+                    for line in block.decode().split("\n"):
+                        if line.startswith("data: "):
+                            self.ready.append((now, line[6:]))
+            while self.ready:  # kept here so a caller may stop and call events() again
+                yield self.ready.pop(0)
             if self.ended:
                 return
             if not self._decode():
