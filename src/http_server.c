@@ -472,12 +472,6 @@ static void refuse(struct rt_http_conn *c, int status, const char *code, const c
 static void dispatch(struct rt_http_conn *c, struct rt_str body)
 {
     struct rt_http_server *s = c->srv;
-    /* Reading the body may have grown (moved) <in>: the head's slices must point into it as it
-     * is now, so parse the complete head again in place. */
-    if (rt_buf_data(&c->in) != c->head_at) {
-        rt_http_parse_request(rt_buf_data(&c->in), c->head_len, 0, &c->ex.req);
-        c->head_at = rt_buf_data(&c->in);
-    }
     c->state = ST_ACTIVE;
     arm(c, TM_NONE, 0);
     c->ex.body = body;
@@ -546,7 +540,12 @@ static void process(struct rt_http_conn *c)
             arm(c, TM_BODY, conf->body_timeout_ms);
             continue;
         }
-        /* ST_BODY */
+        /* ST_BODY. Reading the body may have grown (moved) <in>: the head's slices must point
+         * into it as it is now, so parse the complete head again where it lies. */
+        if (data != c->head_at) {
+            rt_http_parse_request(data, c->head_len, 0, &c->ex.req);
+            c->head_at = data;
+        }
         if (!c->ex.req.chunked) {
             size_t want = c->ex.req.content_length > 0 ? (size_t)c->ex.req.content_length : 0;
             if (size - c->head_len < want)
