@@ -568,3 +568,31 @@ class RawStream:
 
     def close(self):
         self.sock.close()
+
+
+# ---- the official OpenAI Node SDK ------------------------------------------------------------
+
+OPENAI_NODE_SDK = "openai@6"
+
+
+def install_openai_node_sdk():
+    """Installs the OpenAI Node SDK once into <build dir>/node-sdk with npm (reused by later
+    runs); returns that directory. Skips the test when node/npm or the registry is missing."""
+    import shutil
+    if not shutil.which("node") or not shutil.which("npm"):
+        skip("node or npm is not installed")
+    build = os.environ.get("RT_BUILD_DIR") or os.path.dirname(os.path.abspath(BIN))
+    d = os.path.join(build, "node-sdk")
+    if os.path.exists(os.path.join(d, "node_modules", "openai", "package.json")):
+        return d
+    os.makedirs(d, exist_ok=True)
+    try:
+        r = subprocess.run(["npm", "install", "--prefix", d, OPENAI_NODE_SDK, "--no-audit",
+                            "--no-fund", "--no-save", "--loglevel=error"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+    except subprocess.TimeoutExpired:
+        skip("npm install %s timed out (registry unreachable?)" % OPENAI_NODE_SDK)
+    if r.returncode != 0 or not os.path.exists(os.path.join(d, "node_modules", "openai")):
+        skip("npm install %s failed (registry unreachable?): %s"
+             % (OPENAI_NODE_SDK, r.stdout.decode(errors="replace")[-500:]))
+    return d
