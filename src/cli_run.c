@@ -26,7 +26,33 @@ struct run {
     uv_timer_t drain_timer;
     uint64_t drain_deadline_ms;
     bool draining;
+    /* Config file watching: a file-system event on its directory (editors replace files by
+     * rename), a periodic check for file systems that do not notify, and a short debounce. */
+    char *config_path;       /* owned; NULL when no file is in use */
+    uv_fs_event_t watch;
+    bool watching;
+    uv_timer_t poll_timer;   /* every config_reload_interval */
+    uv_timer_t debounce;
+    uint64_t config_hash;    /* of the file's bytes at the last load attempt */
 };
+
+static void on_poll(uv_timer_t *t);
+
+/* FNV-1a of the file's bytes, or 0 when it cannot be read. */
+static uint64_t file_hash(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    uint64_t h = 1469598103934665603ull;
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ (unsigned char)buf[i]) * 1099511628211ull;
+    fclose(f);
+    return h;
+}
 
 /* Builds the backends of <cfg>, keeping the state of those whose URL is unchanged. Returns 0, or
  * -1 with a message when a server's address cannot be resolved. */
@@ -107,6 +133,13 @@ static void reload(struct run *run)
     enum rt_log_level lvl;
     if (rt_log_level_parse(cfg->logging.level, &lvl) == 0)
         rt_log_set_level(lvl);
+    uint64_t every = (uint64_t)(cfg->config.config_reload_interval * 1000);
+    if (run->config_path) {
+        if (every > 0)
+            uv_timer_start(&run->poll_timer, on_poll, every, every);
+        else
+            uv_timer_stop(&run->poll_timer);
+    }
     rt_settings_publish(cfg);
     if (run->health) {
         rt_health_set_conf(run->health, &hc);
@@ -114,6 +147,60 @@ static void reload(struct run *run)
     }
     rt_router_kick(&run->router);
     RT_INFO("configuration reloaded: %zu servers", cfg->nservers);
+}
+
+static void on_debounce(uv_timer_t *t)
+{
+    struct run *run = t->data;
+    uint64_t h = file_hash(run->config_path);
+    if (h == run->config_hash)
+        return; /* touched, not changed */
+    run->config_hash = h;
+    RT_INFO("%s changed: reloading", run->config_path);
+    reload(run);
+}
+
+static void on_config_event(uv_fs_event_t *e, const char *filename, int events, int status)
+{
+    struct run *run = e->data;
+    const char *base = strrchr(run->config_path, '/');
+    base = base ? base + 1 : run->config_path;
+    if (status == 0 && filename && strcmp(filename, base) != 0)
+        return;
+    uv_timer_start(&run->debounce, on_debounce, 100, 0);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    uv_timer_start(&((struct run *)t->data)->debounce, on_debounce, 0, 0);
+}
+
+/* Starts watching the configuration file, when there is one. */
+static void watch_config(struct run *run, const struct rt_config *cfg)
+{
+    uv_timer_init(run->loop, &run->poll_timer);
+    uv_timer_init(run->loop, &run->debounce);
+    run->poll_timer.data = run->debounce.data = run;
+    if (!cfg->path || !cfg->file_loaded)
+        return;
+    run->config_path = rt_strdup(cfg->path);
+    run->config_hash = file_hash(run->config_path);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", run->config_path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    uv_fs_event_init(run->loop, &run->watch);
+    run->watch.data = run;
+    if (uv_fs_event_start(&run->watch, on_config_event, dir, 0) == 0)
+        run->watching = true;
+    else
+        uv_close((uv_handle_t *)&run->watch, NULL);
+    uint64_t every = (uint64_t)(cfg->config.config_reload_interval * 1000);
+    if (every > 0)
+        uv_timer_start(&run->poll_timer, on_poll, every, every);
 }
 
 static void on_health_stopped(void *arg)
@@ -145,6 +232,10 @@ static void on_drain_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)&run->sigint, on_close_handle);
     uv_close((uv_handle_t *)&run->sighup, on_close_handle);
     uv_close((uv_handle_t *)&run->drain_timer, on_close_handle);
+    uv_close((uv_handle_t *)&run->poll_timer, on_close_handle);
+    uv_close((uv_handle_t *)&run->debounce, on_close_handle);
+    if (run->watching)
+        uv_close((uv_handle_t *)&run->watch, on_close_handle);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -152,6 +243,8 @@ static void on_signal(uv_signal_t *s, int signum)
     struct run *run = s->data;
     if (signum == SIGHUP) {
         RT_INFO("SIGHUP: reloading the configuration");
+        if (run->config_path)
+            run->config_hash = file_hash(run->config_path);
         reload(run);
         return;
     }
@@ -238,6 +331,11 @@ int rt_cli_run(int argc, char **argv)
         goto out_fleet;
     }
     run.health = rt_health_start(run.loop, &hc);
+    {
+        struct rt_settings *cur = rt_settings_acquire();
+        watch_config(&run, cur->cfg);
+        rt_settings_unref(cur);
+    }
     uv_signal_init(run.loop, &run.sigterm);
     uv_signal_init(run.loop, &run.sigint);
     uv_signal_init(run.loop, &run.sighup);
@@ -255,6 +353,7 @@ out_fleet:
     rt_settings_shutdown();
 out_log:
     rt_log_close();
+    rt_free(run.config_path);
     rt_run_opts_free(&run.opts);
     uv_loop_close(uv_default_loop());
     return rc;

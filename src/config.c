@@ -131,6 +131,19 @@ void rt_server_conf_clear(struct rt_server_conf *s)
     *s = (struct rt_server_conf){0};
 }
 
+/* A server entry before its keys are read: the defaults the server key table documents. */
+static void server_defaults(struct rt_server_conf *s)
+{
+    *s = (struct rt_server_conf){0};
+    for (size_t i = 0; i < rt_config_nserver_keys; i++) {
+        const struct rt_config_key *k = &rt_config_server_keys[i];
+        if (strcmp(k->name, "max_concurrent_requests") == 0)
+            s->max_concurrent_requests = (int)k->def;
+        else if (strcmp(k->name, "weight") == 0)
+            s->weight = k->def;
+    }
+}
+
 static char *dup_or_null(const char *s)
 {
     return s ? rt_strdup(s) : NULL;
@@ -536,7 +549,6 @@ struct walk {
     const char *file; /* for messages */
     struct rt_config *cfg;
     struct rt_diag *diags;
-    struct rt_toml_pos *url_pos; /* per server, for duplicate messages */
 };
 
 #define ERR_AT(w, pos, ...) \
@@ -582,9 +594,7 @@ static int parse_server(struct walk *w, const struct rt_toml_value *e, struct rt
     char err[ERRLEN], got[128];
     size_t before = w->diags ? w->diags->nerrors : 0;
     bool bad = false;
-    *s = (struct rt_server_conf){.max_concurrent_requests = 4, .weight = 1.0};
-    s->max_concurrent_requests = (int)rt_config_server_keys[1].def;
-    s->weight = rt_config_server_keys[3].def;
+    server_defaults(s);
     const struct rt_toml_value *url = NULL;
     if (e->type == RT_TOML_STRING) {
         url = e;
@@ -707,10 +717,13 @@ static void walk_servers(struct walk *w, const struct rt_toml_value *list)
                              "[ { url = \"http://gpu-1:8000\" } ], got %s", got);
         return;
     }
-    size_t n = list->u.arr.len;
+    size_t n = list->u.arr.len, nseen = 0;
     struct rt_config *c = w->cfg;
     c->servers = rt_calloc(n, sizeof c->servers[0]);
-    w->url_pos = rt_calloc(n, sizeof w->url_pos[0]);
+    /* Every valid URL seen, kept entries or not, so a duplicate is reported even when the
+     * first entry had other problems. */
+    char **seen = rt_calloc(n, sizeof seen[0]);
+    struct rt_toml_pos *seen_pos = rt_calloc(n, sizeof seen_pos[0]);
     for (size_t i = 0; i < n; i++) {
         struct rt_server_conf s;
         struct rt_toml_pos pos = {0, 0};
@@ -718,20 +731,27 @@ static void walk_servers(struct walk *w, const struct rt_toml_value *list)
         if (prc < 0)
             continue;
         bool dup = false;
-        for (size_t j = 0; j < c->nservers && !dup; j++)
-            if (strcmp(c->servers[j].url, s.url) == 0) {
+        for (size_t j = 0; j < nseen && !dup; j++)
+            if (strcmp(seen[j], s.url) == 0) {
                 ERR_AT(w, pos, "duplicate server URL \"%s\" (first at %s:%u:%u); servers are "
                                "matched by URL, so each may appear once", s.url, w->file,
-                       w->url_pos[j].line, w->url_pos[j].col);
+                       seen_pos[j].line, seen_pos[j].col);
                 dup = true;
             }
+        if (!dup) {
+            seen[nseen] = rt_strdup(s.url);
+            seen_pos[nseen++] = pos;
+        }
         if (dup || prc != 0) {
             rt_server_conf_clear(&s);
             continue;
         }
-        w->url_pos[c->nservers] = pos;
         c->servers[c->nservers++] = s;
     }
+    for (size_t j = 0; j < nseen; j++)
+        rt_free(seen[j]);
+    rt_free(seen);
+    rt_free(seen_pos);
 }
 
 static void walk_root(struct walk *w, const struct rt_toml_value *root)
@@ -760,7 +780,6 @@ static void walk_root(struct walk *w, const struct rt_toml_value *root)
             else
                 ERR_AT(w, kv->key_pos, "unknown key '%s' at the top level (keys belong in "
                                        "tables such as [config])", kv->key);
-            (void)sug;
             continue;
         }
         if (v->type != RT_TOML_TABLE) {
@@ -821,7 +840,6 @@ int rt_config_load_string(const char *text, size_t len, const char *name, struct
     walk_root(&w, root);
     sort_by_position(d, first);
     rt_toml_free(root);
-    rt_free(w.url_pos);
     if (d->nerrors > before) {
         rt_config_free(w.cfg);
         rt_diag_free(&local);
@@ -1019,9 +1037,7 @@ int rt_server_conf_parse_url(const char *url, struct rt_server_conf *out, char *
 int rt_server_conf_from_spec(const char *spec, struct rt_server_conf *out, char *err,
                              size_t errlen)
 {
-    *out = (struct rt_server_conf){0};
-    out->max_concurrent_requests = (int)rt_config_server_keys[1].def;
-    out->weight = rt_config_server_keys[3].def;
+    server_defaults(out);
     /* '=' cannot occur in a valid server URL (no query), so the last one splits off CAPACITY. */
     const char *eq = strrchr(spec, '=');
     char *url = rt_strndup(spec, eq ? (size_t)(eq - spec) : strlen(spec));

@@ -131,8 +131,8 @@ char *rt_status_json_health(const struct rt_fleet_view *v, const struct rt_healt
     json_object_set_new(cfg, "health_check_consecutive_failures",
                         json_integer(conf->consecutive_failures));
     json_object_set_new(cfg, "enable_active_health_check", json_boolean(conf->enabled));
-    json_object_set_new(cfg, "metrics_scrape_interval", json_real(conf->scrape_interval_s));
-    json_object_set_new(cfg, "metrics_scrape_timeout", json_real(conf->scrape_timeout_s));
+    json_object_set_new(cfg, "scrape_interval", json_real(conf->scrape_interval_s));
+    json_object_set_new(cfg, "scrape_timeout", json_real(conf->scrape_timeout_s));
     json_object_set_new(cfg, "enable_metrics_scrape", json_boolean(conf->scrape_enabled));
 
     json_t *root = json_object();
