@@ -548,7 +548,12 @@ static void process(struct rt_http_conn *c)
             arm(c, TM_BODY, conf->body_timeout_ms);
             continue;
         }
-        /* ST_BODY */
+        /* ST_BODY. Reading the body may have moved <in>: re-point the head's slices before
+         * anything uses them, a refusal (413, 400) included, not only dispatch(). */
+        if (data != c->parsed_at) {
+            rt_http_parse_request(data, c->head_len, 0, &c->ex.req);
+            c->parsed_at = data;
+        }
         if (!c->ex.req.chunked) {
             size_t want = c->ex.req.content_length > 0 ? (size_t)c->ex.req.content_length : 0;
             if (size - c->head_len < want)
