@@ -51,6 +51,8 @@ struct rt_http_conn {
     bool in_process;                  /* process() is on the stack: don't re-enter */
     size_t last_len;                  /* parser hint for an incomplete head */
     size_t head_len;                  /* bytes of the current head in <in> */
+    const char *head_at;              /* where the head was parsed: <in> may move while the
+                                         body arrives, and the head slices with it */
     size_t raw_len;                   /* head + body bytes of the current request in <in> */
     size_t chunk_pos;                 /* where chunked decoding continues in <in> */
     struct rt_http_chunked dec;
@@ -519,6 +521,7 @@ static void process(struct rt_http_conn *c)
                 break;
             }
             c->head_len = (size_t)r;
+            c->head_at = data;
             if (c->ex.req.content_length > 0 &&
                 (uint64_t)c->ex.req.content_length > conf->max_body_bytes) {
                 refuse(c, 413, "request_too_large", "request body too large");
@@ -539,6 +542,11 @@ static void process(struct rt_http_conn *c)
             continue;
         }
         /* ST_BODY */
+        if (data != c->head_at) {
+            /* The buffer grew or slid since the head was parsed: re-cut the slices. */
+            rt_http_parse_request(data, size, 0, &c->ex.req);
+            c->head_at = data;
+        }
         if (!c->ex.req.chunked) {
             size_t want = c->ex.req.content_length > 0 ? (size_t)c->ex.req.content_length : 0;
             if (size - c->head_len < want)
