@@ -58,10 +58,10 @@ void rt_buf_vprintf(struct rt_buf *b, const char *fmt, va_list ap)
     }
     rt_buf_reserve(b, (size_t)n + 1, (size_t)-1);
     if ((size_t)n < sizeof small)
-        memcpy(b->base + b->len, small, (size_t)n);
+        memcpy(b->base + b->len, small, (size_t)n + 1);
     else
         vsnprintf(b->base + b->len, (size_t)n + 1, fmt, ap2);
-    b->len += (size_t)n;
+    b->len += (size_t)n; /* the NUL after the data is not counted */
     va_end(ap2);
 }
 

@@ -25,7 +25,8 @@ struct rt_buf {
 int rt_buf_reserve(struct rt_buf *b, size_t n, size_t limit);
 /* Appends <n> bytes; RT_EBUF_TOOBIG past <limit>. */
 int rt_buf_append(struct rt_buf *b, const void *p, size_t n, size_t limit);
-/* Appends formatted text; no limit (for building our own small responses). */
+/* Appends formatted text and keeps a NUL after the data (not counted in the size), so the
+ * data may be used as a C string until the next change; no limit. */
 void rt_buf_printf(struct rt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rt_buf_vprintf(struct rt_buf *b, const char *fmt, va_list ap);
 /* Drops <n> bytes from the front. */
@@ -35,7 +36,7 @@ void rt_buf_free(struct rt_buf *b);
 
 static inline char *rt_buf_data(const struct rt_buf *b)
 {
-    return b->base + b->off;
+    return b->base ? b->base + b->off : NULL;
 }
 static inline size_t rt_buf_size(const struct rt_buf *b)
 {
@@ -43,7 +44,7 @@ static inline size_t rt_buf_size(const struct rt_buf *b)
 }
 static inline struct rt_str rt_buf_str(const struct rt_buf *b)
 {
-    return rt_str_make(b->base + b->off, b->len - b->off);
+    return rt_str_make(rt_buf_data(b), b->len - b->off);
 }
 
 #endif

@@ -22,6 +22,7 @@ static struct {
 };
 
 static atomic_uint_fast64_t next_id = 1;
+static atomic_bool check_gate; /* see rt_fleet_set_check_gate */
 
 uint64_t rt_now_ms(void)
 {
@@ -69,6 +70,8 @@ struct rt_backend *rt_backend_new(const char *url, const char *name, const char 
     atomic_init(&b->kv_cache_perc, -1.0);
     atomic_init(&b->max_fds, -1);
     pthread_mutex_init(&b->_models_lock, NULL);
+    pthread_mutex_init(&b->_health_lock, NULL);
+    b->_health.success_rate = 1.0;
     return b;
 }
 
@@ -86,6 +89,7 @@ void rt_backend_unref(struct rt_backend *b)
         rt_models_unref(m);
     rt_free(atomic_load(&b->_auth_header));
     pthread_mutex_destroy(&b->_models_lock);
+    pthread_mutex_destroy(&b->_health_lock);
     rt_free(b->url);
     rt_free(b->name);
     rt_free(b->host);
@@ -169,10 +173,31 @@ bool rt_backend_serves(struct rt_backend *b, struct rt_str model)
     return yes;
 }
 
+void rt_backend_health_stats(struct rt_backend *b, struct rt_health_stats *out)
+{
+    pthread_mutex_lock(&b->_health_lock);
+    *out = b->_health;
+    pthread_mutex_unlock(&b->_health_lock);
+}
+
+void rt_backend_set_health_stats(struct rt_backend *b, const struct rt_health_stats *s)
+{
+    pthread_mutex_lock(&b->_health_lock);
+    b->_health = *s;
+    pthread_mutex_unlock(&b->_health_lock);
+}
+
+bool rt_backend_is_healthy(struct rt_backend *b)
+{
+    if (!atomic_load_explicit(&b->healthy, memory_order_relaxed))
+        return false;
+    return atomic_load_explicit(&b->checked, memory_order_relaxed) ||
+           !atomic_load_explicit(&check_gate, memory_order_relaxed);
+}
+
 bool rt_backend_available(struct rt_backend *b, uint64_t now_ms)
 {
-    if (atomic_load_explicit(&b->draining, memory_order_relaxed) ||
-        !atomic_load_explicit(&b->healthy, memory_order_relaxed))
+    if (atomic_load_explicit(&b->draining, memory_order_relaxed) || !rt_backend_is_healthy(b))
         return false;
     int c = atomic_load_explicit(&b->circuit, memory_order_acquire);
     if (c == RT_CIRCUIT_CLOSED)
@@ -366,6 +391,16 @@ void rt_fleet_publish(struct rt_backend *const *backends, size_t n)
     pthread_mutex_unlock(&fleet.lock);
     if (old)
         rt_fleet_view_unref(old);
+}
+
+void rt_fleet_set_check_gate(bool on)
+{
+    atomic_store(&check_gate, on);
+}
+
+bool rt_fleet_check_gate(void)
+{
+    return atomic_load(&check_gate);
 }
 
 struct rt_backend *rt_fleet_find(const char *url)

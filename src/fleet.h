@@ -42,6 +42,18 @@ struct rt_models {
     struct rt_str ids[]; /* each ptr points into the same allocation */
 };
 
+/* What the active health checks found about a backend, for /health and the dashboard.
+ * Written by the health monitor (control thread), read by anyone through
+ * rt_backend_health_stats (a copy taken under the backend's health lock). */
+struct rt_health_stats {
+    int64_t last_check_unix_ms;   /* wall clock of the last finished check; 0 = never */
+    int consecutive_failures;     /* failed checks in a row */
+    double success_rate;          /* passes / results in the window, 0..1 (1 before any check) */
+    double avg_response_time_s;   /* mean over the window's answered checks; 0 when none */
+    double last_response_time_s;  /* of the last check (time to failure for a failed one) */
+    uint64_t total_checks;        /* checks finished since the backend was created */
+};
+
 struct rt_backend {
     /* Identity: set at creation, never changed. */
     uint64_t id;                 /* unique for the process lifetime */
@@ -70,6 +82,9 @@ struct rt_backend {
 
     /* Health and breaker (control thread writes health; workers drive the breaker). */
     atomic_bool healthy;         /* active checks say so (true until checks say otherwise) */
+    atomic_bool checked;         /* a first active check has judged it; while false and the
+                                    check gate is on (rt_fleet_set_check_gate) it gets no
+                                    traffic */
     atomic_int circuit;          /* enum rt_circuit */
     atomic_int consecutive_failures;  /* request failures in a row, for the breaker */
     atomic_uint_fast64_t circuit_opened_ms;  /* monotonic ms when it opened */
@@ -89,6 +104,10 @@ struct rt_backend {
     /* Models (control thread replaces; readers take a reference). */
     _Atomic(struct rt_models *) _models;
     pthread_mutex_t _models_lock; /* serialises take-a-reference against replace */
+
+    /* Health-check statistics (control thread writes; see rt_backend_health_stats). */
+    pthread_mutex_t _health_lock;
+    struct rt_health_stats _health;
 };
 
 /* A consistent set of backends. Immutable; hold a reference while using it. */
@@ -121,7 +140,15 @@ void rt_backend_set_models(struct rt_backend *b, const char *const *ids, size_t 
 /* True when <b> serves <model> (true for any model while its list is unknown). */
 bool rt_backend_serves(struct rt_backend *b, struct rt_str model);
 
-/* Eligible for a new request now: not draining, healthy, circuit closed or half-open with no
+/* A copy of the health-check statistics; any thread. */
+void rt_backend_health_stats(struct rt_backend *b, struct rt_health_stats *out);
+/* Replaces them (the health monitor). */
+void rt_backend_set_health_stats(struct rt_backend *b, const struct rt_health_stats *s);
+/* Healthy as far as active checks tell: healthy, and checked unless the check gate is off.
+ * Pure read (unlike rt_backend_available it never moves the breaker). */
+bool rt_backend_is_healthy(struct rt_backend *b);
+
+/* Eligible for a new request now: not draining, healthy, checked (when the gate is on), circuit closed or half-open with no
  * trial out. Does not look at capacity. */
 bool rt_backend_available(struct rt_backend *b, uint64_t now_ms);
 /* Estimated load: the last scrape plus what this router dispatched since, minus what
@@ -164,6 +191,11 @@ struct rt_fleet_view *rt_fleet_acquire(void);
 void rt_fleet_view_unref(struct rt_fleet_view *v);
 /* Publishes a new set of backends (each gets a reference from the view). Control thread. */
 void rt_fleet_publish(struct rt_backend *const *backends, size_t n);
+/* The check gate: while on, a backend that no active check has judged yet (checked false) is
+ * neither available nor counted healthy. The health monitor turns it on while active checks
+ * are enabled; off (the default) a new backend is trusted until checks say otherwise. */
+void rt_fleet_set_check_gate(bool on);
+bool rt_fleet_check_gate(void);
 /* Finds a backend of the current view by URL (with a reference), or NULL. */
 struct rt_backend *rt_fleet_find(const char *url);
 

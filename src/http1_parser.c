@@ -13,6 +13,9 @@
 #include "http1_parser.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Byte classes, one bit each, so that each inner loop is a single table lookup per byte. */
 enum {
@@ -98,6 +101,23 @@ static ssize_t find_blank(const char *buf, size_t from, size_t len)
     if (from + 1 >= len)
         return 0;
     const char *p = buf + from + 1, *end = buf + len;
+#if defined(__SSE2__)
+    /* Lines are short, so a memchr call per line costs more than this inline scan. */
+    const __m128i lf = _mm_set1_epi8('\n');
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, lf));
+        while (m) {
+            const char *q = p + __builtin_ctz(m);
+            m &= m - 1;
+            if (q[-1] != '\r')
+                return -1;
+            if (end - q >= 3 && q[1] == '\r' && q[2] == '\n')
+                return q + 3 - buf;
+        }
+        p += 16;
+    }
+#endif
     while (p < end) {
         const char *q = memchr(p, '\n', (size_t)(end - p));
         if (!q)
@@ -109,6 +129,33 @@ static ssize_t find_blank(const char *buf, size_t from, size_t len)
         p = q + 1;
     }
     return 0;
+}
+
+/* Advances <p> over field-content bytes, 16 at a time while 16 bytes remain before <end>;
+ * returns where the scalar loop should go on. SSE2 is part of x86-64, so this is the common
+ * path; elsewhere the unrolled table loop does all the work. */
+static inline const char *skip_value(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    const __m128i sp = _mm_set1_epi8(0x20), tab = _mm_set1_epi8(0x09), del = _mm_set1_epi8(0x7f);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* ok = (x >= 0x20 unsigned, covering obs-text) or HTAB, and not DEL */
+        __m128i ok = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(x, sp), x), _mm_cmpeq_epi8(x, tab));
+        ok = _mm_andnot_si128(_mm_cmpeq_epi8(x, del), ok);
+        unsigned m = (unsigned)_mm_movemask_epi8(ok);
+        if (m != 0xFFFF)
+            return p + __builtin_ctz(~m);
+        p += 16;
+    }
+#else
+    (void)end;
+#endif
+    while (IS(p[0], C_VALUE) && IS(p[1], C_VALUE) && IS(p[2], C_VALUE) && IS(p[3], C_VALUE))
+        p += 4;
+    while (IS(*p, C_VALUE))
+        p++;
+    return p;
 }
 
 /* Parses the comma-separated token list of a Connection header. */
@@ -226,12 +273,10 @@ static int parse_headers(const char **pp, const char *end, struct rt_http_header
         while (*p == ' ' || *p == '\t')
             p++;
         const char *value = p;
-        /* Unrolled by four: values are the bulk of a head. Short-circuit evaluation keeps
-         * every read at or before the first non-value byte, so the sentinel still holds. */
-        while (IS(p[0], C_VALUE) && IS(p[1], C_VALUE) && IS(p[2], C_VALUE) && IS(p[3], C_VALUE))
-            p += 4;
-        while (IS(*p, C_VALUE))
-            p++;
+        /* Values are the bulk of a head: vector or unrolled scan. In the table loops,
+         * short-circuit evaluation keeps every read at or before the first non-value byte,
+         * so the sentinel still holds; the vector loop checks <end> itself. */
+        p = skip_value(p, end);
         if (p[0] != '\r' || p[1] != '\n') {
             *err = p[0] == '\r' ? E_BARE_CR : E_VALUE;
             return RT_HTTP_BAD;
@@ -417,8 +462,7 @@ int rt_http_parse_response(const char *buf, size_t len, size_t last_len, bool he
     const char *r = p;
     if (*p == ' ') {
         r = ++p;
-        while (IS(*p, C_VALUE))
-            p++;
+        p = skip_value(p, end);
     }
     /* A missing SP before an empty reason is tolerated (RFC 9112 §4 recommends it). */
     res->reason = rt_str_make(r, (size_t)(p - r));

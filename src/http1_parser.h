@@ -93,7 +93,8 @@ struct rt_http_chunked {
  * with the rest until everything is consumed or dec->done. At most one data slice comes out per
  * call. Returns RT_HTTP_BAD on an invalid chunk size (non-hex, more than 16 digits, overflow),
  * a missing CRLF after chunk data, bare LF, or a trailer section over 8 KiB. Chunk extensions
- * are accepted and ignored. */
+ * are accepted and ignored (up to RT_HTTP_MAX_SIZE_LINE bytes per size line). Once dec->done,
+ * returns 0: the bytes after the final CRLF belong to the next message. */
 ssize_t rt_http_chunked_feed(struct rt_http_chunked *dec, const char *buf, size_t len,
                              struct rt_str *data);
 

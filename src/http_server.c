@@ -51,10 +51,9 @@ struct rt_http_conn {
     bool in_process;                  /* process() is on the stack: don't re-enter */
     size_t last_len;                  /* parser hint for an incomplete head */
     size_t head_len;                  /* bytes of the current head in <in> */
-    const char *head_at;              /* where the head was parsed: <in> may move while the
-                                         body arrives, and the head slices with it */
     size_t raw_len;                   /* head + body bytes of the current request in <in> */
     size_t chunk_pos;                 /* where chunked decoding continues in <in> */
+    const char *parsed_at;            /* rt_buf_data(&in) when the head was parsed */
     struct rt_http_chunked dec;
     bool ex_live;                     /* handed to the handler and not ended */
     struct rt_http_exchange ex;
@@ -473,6 +472,14 @@ static void refuse(struct rt_http_conn *c, int status, const char *code, const c
 static void dispatch(struct rt_http_conn *c, struct rt_str body)
 {
     struct rt_http_server *s = c->srv;
+    /* Reading the body may have grown or slid the buffer: the head's slices must point at
+     * where the bytes are now, so parse the head again (a few hundred ns, only then). */
+    if (rt_buf_data(&c->in) != c->parsed_at) {
+        int r = rt_http_parse_request(rt_buf_data(&c->in), c->head_len, 0, &c->ex.req);
+        (void)r; /* same bytes as before: cannot fail */
+        if (!c->ex.req.chunked)
+            body = rt_str_make(rt_buf_data(&c->in) + c->head_len, body.len);
+    }
     c->state = ST_ACTIVE;
     arm(c, TM_NONE, 0);
     c->ex.body = body;
@@ -521,7 +528,7 @@ static void process(struct rt_http_conn *c)
                 break;
             }
             c->head_len = (size_t)r;
-            c->head_at = data;
+            c->parsed_at = data;
             if (c->ex.req.content_length > 0 &&
                 (uint64_t)c->ex.req.content_length > conf->max_body_bytes) {
                 refuse(c, 413, "request_too_large", "request body too large");
@@ -542,11 +549,6 @@ static void process(struct rt_http_conn *c)
             continue;
         }
         /* ST_BODY */
-        if (data != c->head_at) {
-            /* The buffer grew or slid since the head was parsed: re-cut the slices. */
-            rt_http_parse_request(data, size, 0, &c->ex.req);
-            c->head_at = data;
-        }
         if (!c->ex.req.chunked) {
             size_t want = c->ex.req.content_length > 0 ? (size_t)c->ex.req.content_length : 0;
             if (size - c->head_len < want)

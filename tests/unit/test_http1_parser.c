@@ -371,6 +371,46 @@ static void empty_and_tiny_inputs(void **state)
     assert_int_equal(rt_http_parse_request(at_guard(m, 4), 4, 1000, &req), RT_HTTP_INCOMPLETE);
 }
 
+/* Puts each byte value at each position of a long header value (and a long reason), so that the
+ * vector and scalar scans both meet it: controls, DEL, CR and LF must be refused, the rest kept. */
+static void every_byte_everywhere(void **state)
+{
+    (void)state;
+    static const char pre[] = "GET / HTTP/1.1\r\nX-Long: ";
+    static const char res_pre[] = "HTTP/1.1 200 ";
+    char msg[128];
+    struct parser ps = {.parse = parse_req};
+    struct parser pr = {.parse = parse_res};
+    for (int b = 0; b < 256; b++) {
+        bool ok = b == '\t' || (b >= 0x20 && b != 0x7f);
+        for (size_t pos = 0; pos < 40; pos++) {
+            size_t n = sizeof(pre) - 1;
+            memcpy(msg, pre, n);
+            memset(msg + n, 'v', 40);
+            msg[n + pos] = (char)b;
+            memcpy(msg + n + 40, "\r\n\r\n", 4);
+            size_t len = n + 44;
+            int r = ps.parse(&ps, at_guard(msg, len), len, 0);
+            if (ok != (r == (int)len))
+                fail_msg("byte 0x%02x at %zu: got %d", b, pos, r);
+            if (ok && b != ' ' && b != '\t')
+                assert_int_equal(ps.req.headers[0].value.len, 40);
+
+            n = sizeof(res_pre) - 1;
+            memcpy(msg, res_pre, n);
+            memset(msg + n, 'r', 40);
+            msg[n + pos] = (char)b;
+            memcpy(msg + n + 40, "\r\n\r\n", 4);
+            len = n + 44;
+            r = pr.parse(&pr, at_guard(msg, len), len, 0);
+            if (ok != (r == (int)len))
+                fail_msg("reason byte 0x%02x at %zu: got %d", b, pos, r);
+            if (ok)
+                assert_int_equal(pr.res.reason.len, 40);
+        }
+    }
+}
+
 /* ---- Responses ---- */
 
 struct res_case {
@@ -692,6 +732,7 @@ int main(void)
         cmocka_unit_test(request_table),
         cmocka_unit_test(header_count_limit),
         cmocka_unit_test(empty_and_tiny_inputs),
+        cmocka_unit_test(every_byte_everywhere),
         cmocka_unit_test(response_table),
         cmocka_unit_test(chunked_table),
         cmocka_unit_test(chunked_one_slice_per_call),
