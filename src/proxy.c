@@ -104,6 +104,22 @@ static bool is_hop_by_hop(struct rt_str name)
     return false;
 }
 
+/* Appends "Name: value\r\n" (no printf on the hot path). */
+static void put_header(struct rt_buf *b, struct rt_str name, struct rt_str value)
+{
+    rt_buf_reserve(b, name.len + value.len + 4, (size_t)-1);
+    char *p = b->base + b->len;
+    memcpy(p, name.ptr, name.len);
+    p += name.len;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value.ptr, value.len);
+    p += value.len;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->base);
+}
+
 /* Token usage from a response body or the tail of an SSE stream: the last "prompt_tokens"
  * and "completion_tokens" numbers in <s>. */
 static void scan_usage(struct rt_proxy_req *r, struct rt_str s)
@@ -345,7 +361,7 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
         if (sse && (rt_str_eq_ci(hd->name, RT_STR_LIT("cache-control")) ||
                     rt_str_eq_ci(hd->name, RT_STR_LIT("x-accel-buffering"))))
             continue;
-        rt_buf_printf(h, "%.*s: %.*s\r\n", RT_STR_FMT(hd->name), RT_STR_FMT(hd->value));
+        put_header(h, hd->name, hd->value);
     }
     r->sse = sse;
     our_headers(r, h, 0);
@@ -472,7 +488,7 @@ static void build_head(struct rt_proxy_req *r, struct rt_backend *b)
             rt_str_eq_ci(hd->name, RT_STR_LIT("x-request-id")) ||
             (authlen && rt_str_eq_ci(hd->name, RT_STR_LIT("authorization"))))
             continue;
-        rt_buf_printf(h, "%.*s: %.*s\r\n", RT_STR_FMT(hd->name), RT_STR_FMT(hd->value));
+        put_header(h, hd->name, hd->value);
     }
     if (authlen)
         rt_buf_append(h, auth, authlen, (size_t)-1);
