@@ -20,13 +20,13 @@ SLOW = ["--itl-ms", str(ITL_MS), "--output-len", "100000"]
 
 class FleetBalance(rtlib.Case):
     def test_capacity_distribution(self):
-        # Capacities 1, 2 and 4; seven requests of ~2.5 s each at once: the router must place
+        # Capacities 1, 2 and 4; seven requests of ~4 s each at once: the router must place
         # them 1, 2, 4 (queue on, so no server is ever given more than its capacity).
         sims = [fl.Sim(args=SLOW) for _ in range(3)]
         r = fl.Router([(sims[0], 1), (sims[1], 2), (sims[2], 4)])
-        ts, res = fl.parallel(lambda i: fl.completion(r.port, max_tokens=50), 7)
+        ts, res = fl.parallel(lambda i: fl.completion(r.port, max_tokens=80), 7)
         loads = fl.wait_until(lambda: (lambda ls: ls if sum(ls) == 7 else None)(r.loads(sims)),
-                              5.0, 0.05, "7 requests in flight")
+                              15.0, 0.05, "7 requests in flight")
         check(loads == [1, 2, 4], "current_load %r, want [1, 2, 4]", loads)
         ls = r.load_by_url()
         for s, cap in zip(sims, (1, 2, 4)):
@@ -49,9 +49,9 @@ class FleetBalance(rtlib.Case):
         caps = (10, 20, 40)
         r = fl.Router(list(zip(sims, caps)), {"balancing": {"policy": "load_score",
                                                             "scrape_interval": 0.2}})
-        ts, res = fl.parallel(lambda i: fl.completion(r.port, max_tokens=30), 20)
+        ts, res = fl.parallel(lambda i: fl.completion(r.port, max_tokens=80), 20)
         loads = fl.wait_until(lambda: (lambda ls: ls if sum(ls) == 20 else None)(r.loads(sims)),
-                              5.0, 0.05, "20 requests in flight")
+                              15.0, 0.05, "20 requests in flight")
         fl.join(ts)
         check(all(x[0] == 200 for x in res), "statuses %r", [x[0] for x in res])
         counts = collections.Counter(fl.upstream(x[1]) for x in res)
@@ -117,8 +117,8 @@ class FleetBalance(rtlib.Case):
         for policy in ("least_inflight", "power_of_two"):
             sims = [fl.Sim(args=SLOW) for _ in range(2)]
             r = fl.Router([(sims[0], 4), (sims[1], 4)], {"balancing": {"policy": policy}})
-            ts, res = fl.parallel(lambda i: fl.completion(r.port, max_tokens=40), 1)
-            fl.wait_until(lambda: sum(r.loads(sims)) == 1, 5.0, 0.05, "one request in flight")
+            ts, res = fl.parallel(lambda i: fl.completion(r.port, max_tokens=100), 1)
+            fl.wait_until(lambda: sum(r.loads(sims)) == 1, 15.0, 0.05, "one request in flight")
             busy = [s.url for s, n in zip(sims, r.loads(sims)) if n == 1][0]
             for _ in range(5):
                 st, h, _ = fl.completion(r.port, max_tokens=1)
