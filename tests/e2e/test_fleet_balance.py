@@ -35,8 +35,8 @@ class FleetBalance(rtlib.Case):
                   e["utilization_percent"] == 100.0, "load-stats entry %r", e)
         summ = r.load_stats()["summary"]
         check(summ["total_active_load"] == 7 and summ["total_capacity"] == 7, "summary %r", summ)
-        running = [s.state()["running"] for s in sims]
-        check(running == [1, 2, 4], "simulators running %r, want [1, 2, 4]", running)
+        received = [s.state()["received"] for s in sims]
+        check(received == [1, 2, 4], "simulators received %r, want [1, 2, 4]", received)
         fl.join(ts)
         check(all(x[0] == 200 for x in res), "statuses %r", res)
         r.wait_idle()
