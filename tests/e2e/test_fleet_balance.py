@@ -135,8 +135,9 @@ class FleetBalance(rtlib.Case):
             r = fl.Router([(s, 4) for s in sims], {"balancing": {"policy": policy}})
             seen = collections.Counter()
             for i in range(30):
-                st, h, _ = fl.completion(r.port, headers={"X-Session-Id": "s%d" % i})
-                check(st == 200, "%s: status %d", policy, st)
+                st, h, body = fl.completion(r.port, headers={"X-Session-Id": "s%d" % i})
+                check(st == 200, "%s: request %d: status %d %r via %s", policy, i, st, body,
+                      fl.upstream(h))
                 seen[fl.upstream(h)] += 1
             check(len(seen) >= 2, "%s used only %r", policy, dict(seen))
             r.wait_idle()

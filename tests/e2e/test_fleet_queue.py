@@ -20,7 +20,8 @@ SIM = ["--itl-ms", str(ITL_MS), "--output-len", "100000"]
 class FleetQueue(rtlib.Case):
     def test_queue_holds_and_serves_in_order(self):
         a = fl.Sim(args=SIM)
-        r = fl.Router([(a, 1)], {"queue": {"max_length": 16, "max_wait": 30}})  # two workers: the queue is the router's, not a worker's
+        # Two workers: the queue is the router's, so order must hold across workers too.
+        r = fl.Router([(a, 1)], {"queue": {"max_length": 16, "max_wait": 30}}, workers=2)
         # One request holds the only slot (~1.6 s); six more arrive 0.15 s apart and queue.
         ts0, res0 = fl.parallel(lambda i: fl.stream_first_byte(r.port, 80), 1)
         fl.wait_until(lambda: r.loads([a]) == [1], 10.0, 0.02, "slot taken")
@@ -60,9 +61,12 @@ class FleetQueue(rtlib.Case):
 
     def test_queue_sheds_past_max_length(self):
         a = fl.Sim(args=SIM)
-        r = fl.Router([(a, 1)], {"queue": {"max_length": 2, "max_wait": 20}})
-        ts0, res0 = fl.parallel(lambda i: fl.stream_first_byte(r.port, 100), 1)
+        r = fl.Router([(a, 1)], {"queue": {"max_length": 2, "max_wait": 20},
+                                 "config": {"request_timeout": 2.5}})
+        a.faults(hang=True)  # the holder keeps the slot until request_timeout
+        ts0, res0 = fl.parallel(lambda i: fl.completion(r.port), 1)
         fl.wait_until(lambda: r.loads([a]) == [1], 10.0, 0.02, "slot taken")
+        a.faults(hang=False)
         ts, res = fl.parallel(lambda i: fl.completion(r.port, max_tokens=2), 2, stagger=0.05)
         time.sleep(0.5)
         for _ in range(3):
@@ -74,13 +78,16 @@ class FleetQueue(rtlib.Case):
                   "Retry-After %r", h.get("retry-after"))
             check(isinstance(body, dict) and "error" in body, "error body %r", body)
         fl.join(ts0 + ts)
-        check(all(x[0] == 200 for x in res0 + res), "queued requests: %r", res0 + res)
+        check(res0[0][0] == 504, "the hung holder: %r", res0[0])
+        check(all(x[0] == 200 for x in res), "queued requests: %r", res)
         r.wait_idle()
 
     def test_queue_sheds_past_max_wait(self):
         a = fl.Sim(args=SIM)
-        r = fl.Router([(a, 1)], {"queue": {"max_length": 16, "max_wait": 0.5}})
-        ts0, res0 = fl.parallel(lambda i: fl.stream_first_byte(r.port, 150), 1)
+        r = fl.Router([(a, 1)], {"queue": {"max_length": 16, "max_wait": 0.5},
+                                 "config": {"request_timeout": 2.0}})
+        a.faults(hang=True)  # the holder keeps the slot until request_timeout
+        ts0, res0 = fl.parallel(lambda i: fl.completion(r.port), 1)
         fl.wait_until(lambda: r.loads([a]) == [1], 10.0, 0.02, "slot taken")
         t0 = time.time()
         st, h, body = fl.completion(r.port, max_tokens=2)
@@ -100,6 +107,8 @@ class FleetQueue(rtlib.Case):
         loads = fl.wait_until(lambda: (lambda ls: ls if sum(ls) == 4 else None)(r.loads([a, b])),
                               10.0, 0.02, "4 requests in flight over capacity 2")
         check(loads == [2, 2], "no-queue spread %r, want [2, 2]", loads)
+        fl.wait_until(lambda: a.state()["received"] + b.state()["received"] == 4, 5.0, 0.02,
+                      "4 requests at the simulators")
         received = [a.state()["received"], b.state()["received"]]
         check(received == [2, 2], "simulators received %r", received)
         fl.join(ts)
