@@ -9,6 +9,7 @@
 #include "proxy.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,12 +66,25 @@ struct rt_proxy_req {
     uint64_t bytes_out;
     int64_t prompt_tokens, completion_tokens;
     const char *error;           /* short reason when we made the response */
-    struct rt_proxy_req *qnext, *qprev;
+    struct rt_proxy_req *qnext, *qprev; /* the owner worker's list of its queued requests */
+    /* Under gq.mu: the router-wide arrival order, and a slot granted by whichever worker
+     * found it free (the owner sends on it). */
+    struct rt_proxy_req *gnext, *gprev;
+    bool in_gq;
+    struct rt_backend *grant;
     char server_url[256];        /* who answered, for the log */
 };
 
 static void try_dispatch(struct rt_proxy_req *r);
 static const struct rt_http_client_cbs upstream_cbs;
+
+/* The admission queue is router-wide so that it is FIFO across workers: every worker that
+ * finds a slot free hands it to the oldest waiting request that can use it, whichever worker
+ * owns that request. */
+static struct {
+    pthread_mutex_t mu;
+    struct rt_proxy_req *head, *tail;
+} gq = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -163,7 +177,25 @@ static void on_timer_closed(uv_handle_t *h)
     rt_free(r);
 }
 
-static void queue_remove(struct rt_proxy_req *r)
+static void gq_unlink(struct rt_proxy_req *r)
+{
+    if (!r->in_gq)
+        return;
+    if (r->gprev)
+        r->gprev->gnext = r->gnext;
+    else
+        gq.head = r->gnext;
+    if (r->gnext)
+        r->gnext->gprev = r->gprev;
+    else
+        gq.tail = r->gprev;
+    r->gnext = r->gprev = NULL;
+    r->in_gq = false;
+}
+
+/* Takes <r> out of the queue (owner thread). Returns the slot granted to it meanwhile, if
+ * any: the caller sends on it or gives it back. */
+static struct rt_backend *queue_remove(struct rt_proxy_req *r)
 {
     struct rt_worker *w = r->w;
     if (r->qprev)
@@ -178,6 +210,12 @@ static void queue_remove(struct rt_proxy_req *r)
     r->queue_wait_ms = (int64_t)(rt_now_ms() - r->queued_ms);
     w->queued--;
     atomic_fetch_sub(&w->router->waiting, 1);
+    pthread_mutex_lock(&gq.mu);
+    gq_unlink(r);
+    struct rt_backend *g = r->grant;
+    r->grant = NULL;
+    pthread_mutex_unlock(&gq.mu);
+    return g;
 }
 
 /* Gives the current attempt's slot back, exactly once, with how it went. */
@@ -192,9 +230,10 @@ static void release_attempt(struct rt_proxy_req *r, enum rt_outcome outcome)
     rt_backend_release(r->b, outcome, rt_now_ms());
     rt_backend_unref(r->b);
     r->b = NULL;
-    /* A slot is free: queued requests here, and on other workers, may go now. */
+    /* A slot is free: this worker hands it to the oldest waiting request on its next turn
+     * (not from inside this call stack). */
     if (atomic_load_explicit(&r->w->router->waiting, memory_order_relaxed) > 0)
-        rt_router_kick(r->w->router);
+        uv_async_send(&r->w->wake);
 }
 
 /* The access record and the metrics of a finished request. */
@@ -246,8 +285,15 @@ static void finish(struct rt_proxy_req *r)
 {
     if (r->state == P_DONE)
         return;
-    if (r->state == P_QUEUED)
-        queue_remove(r);
+    if (r->state == P_QUEUED) {
+        struct rt_backend *g = queue_remove(r);
+        if (g) {
+            /* A slot granted just as the request ended: give it back, it may serve another. */
+            rt_backend_release(g, RT_OUTCOME_CANCELLED, rt_now_ms());
+            rt_backend_unref(g);
+            uv_async_send(&r->w->wake);
+        }
+    }
     r->state = P_DONE;
     uv_timer_stop(&r->timer);
     release_attempt(r, RT_OUTCOME_CANCELLED); /* no-op unless an attempt is still out */
@@ -587,6 +633,12 @@ static void on_queue_timeout(uv_timer_t *t)
 {
     struct rt_proxy_req *r = t->data;
     int wait = (int)r->set->cfg->queue.max_wait;
+    struct rt_backend *g = queue_remove(r);
+    r->state = P_NEW;
+    if (g) {
+        send_attempt(r, g); /* a slot arrived at the last moment */
+        return;
+    }
     rt_metrics_queue_rejected(r->w->index, "queue_timeout");
     fail_request(r, 429, "rate_limit_error", "queue_timeout",
                  "all servers are at capacity and the request waited too long in the queue",
@@ -615,42 +667,46 @@ static void enqueue(struct rt_proxy_req *r)
     w->queue_tail = r;
     w->queued++;
     atomic_fetch_add(&w->router->waiting, 1);
+    pthread_mutex_lock(&gq.mu);
+    r->gprev = gq.tail;
+    r->gnext = NULL;
+    if (gq.tail)
+        gq.tail->gnext = r;
+    else
+        gq.head = r;
+    gq.tail = r;
+    r->in_gq = true;
+    pthread_mutex_unlock(&gq.mu);
     uv_timer_start(&r->timer, on_queue_timeout, (uint64_t)(c->queue.max_wait * 1000), 0);
 }
 
-/* Picks a backend and sends; queues when all eligible backends are full; fails when none is
- * eligible at all. Returns true when the request left the queue state (sent or failed). */
-static bool pick_and_send(struct rt_proxy_req *r, bool from_queue)
+/* Chooses a backend for <r> with the balancer of worker <w> (the calling thread's) and takes
+ * one of its slots. Returns it with a reference, or NULL; *<serving> counts backends that
+ * serve the model, *<full> those that would be eligible but have no room. Reads only what
+ * stays fixed while <r> waits, so any worker may choose for any queued request. */
+static struct rt_backend *choose(struct rt_worker *w, const struct rt_proxy_req *r,
+                                 const struct rt_fleet_view *v, size_t *serving, size_t *full)
 {
-    struct rt_worker *w = r->w;
     const struct rt_config *c = r->set->cfg;
-    struct rt_fleet_view *v = rt_fleet_acquire();
     uint64_t now = rt_now_ms();
     int cands[MAX_CANDIDATES], busy[MAX_CANDIDATES];
-    size_t n = 0, nbusy = 0, serving = 0, full = 0;
-    bool sent = false;
-
+    size_t n = 0, nbusy = 0;
+    *serving = *full = 0;
     for (size_t i = 0; i < v->n && i < MAX_CANDIDATES; i++) {
         struct rt_backend *b = v->b[i];
         if (r->model.len && !rt_backend_serves(b, r->model))
             continue;
-        serving++;
+        (*serving)++;
         if (!rt_backend_available(b, now) || tried(r, b->id))
             continue;
         if (c->queue.enabled && !rt_backend_has_room(b)) {
-            full++;
+            (*full)++;
             continue;
         }
         if (atomic_load_explicit(&b->busy_until_ms, memory_order_relaxed) > now)
             busy[nbusy++] = (int)i;
         else
             cands[n++] = (int)i;
-    }
-    if (serving == 0 && r->model.len && v->n > 0) {
-        if (from_queue)
-            queue_remove(r), r->state = P_NEW;
-        unknown_model(r, v);
-        goto out;
     }
     /* Backends that said "busy" lately come last, but they are not excluded. */
     int *set = n ? cands : busy;
@@ -661,15 +717,9 @@ static bool pick_and_send(struct rt_proxy_req *r, bool from_queue)
         if (idx < 0)
             break;
         struct rt_backend *b = v->b[idx];
-        bool ok = c->queue.enabled ? rt_backend_try_dispatch(b) : (rt_backend_dispatch(b), true);
-        if (ok) {
+        if (c->queue.enabled ? rt_backend_try_dispatch(b) : (rt_backend_dispatch(b), true)) {
             rt_backend_ref(b);
-            if (from_queue)
-                queue_remove(r);
-            uv_timer_stop(&r->timer);
-            send_attempt(r, b);
-            sent = true;
-            goto out;
+            return b;
         }
         /* Another worker took the last slot: drop it from the set and pick again. */
         for (size_t k = 0; k < nset; k++)
@@ -677,14 +727,43 @@ static bool pick_and_send(struct rt_proxy_req *r, bool from_queue)
                 set[k] = set[--nset];
                 break;
             }
-        full++;
+        (*full)++;
         if (nset == 0 && set == cands && nbusy) {
             set = busy;
             nset = nbusy;
         }
     }
-    if (from_queue)
-        goto out; /* still waiting */
+    return NULL;
+}
+
+/* Picks a backend and sends; queues when all eligible backends are full (or others already
+ * wait: no overtaking); fails when none is eligible at all. */
+static void pick_and_send(struct rt_proxy_req *r)
+{
+    struct rt_worker *w = r->w;
+    const struct rt_config *c = r->set->cfg;
+    struct rt_fleet_view *v = rt_fleet_acquire();
+    size_t serving, full;
+    if (r->model.len && v->n > 0) {
+        /* A model nobody serves is answered at once, queue or not. */
+        bool any = false;
+        for (size_t i = 0; i < v->n && !any; i++)
+            any = rt_backend_serves(v->b[i], r->model);
+        if (!any) {
+            unknown_model(r, v);
+            goto out;
+        }
+    }
+    if (c->queue.enabled && atomic_load(&w->router->waiting) > 0 && r->attempts == 0) {
+        enqueue(r); /* behind those already waiting; served in order */
+        uv_async_send(&w->wake);
+        goto out;
+    }
+    struct rt_backend *b = choose(w, r, v, &serving, &full);
+    if (b) {
+        send_attempt(r, b);
+        goto out;
+    }
     if (full > 0 && c->queue.enabled) {
         enqueue(r);
         goto out;
@@ -700,19 +779,73 @@ static bool pick_and_send(struct rt_proxy_req *r, bool from_queue)
                  (int)(c->config.health_check_interval > 1 ? c->config.health_check_interval : 1));
 out:
     rt_fleet_view_unref(v);
-    return sent;
 }
 
 static void try_dispatch(struct rt_proxy_req *r)
 {
-    pick_and_send(r, false);
+    pick_and_send(r);
+}
+
+/* Hands free slots to waiting requests, oldest first, whichever worker owns them; owners on
+ * other workers are woken to send. */
+static void grant_slots(struct rt_worker *w)
+{
+    struct rt_worker *wake[64];
+    size_t nwake = 0;
+    bool self = false;
+    struct rt_fleet_view *v = rt_fleet_acquire();
+    pthread_mutex_lock(&gq.mu);
+    for (struct rt_proxy_req *r = gq.head, *next; r; r = next) {
+        next = r->gnext;
+        size_t serving, full;
+        struct rt_backend *b = choose(w, r, v, &serving, &full);
+        if (!b)
+            continue; /* nothing for this one; a request for other servers may still go */
+        r->grant = b;
+        gq_unlink(r);
+        if (r->w == w) {
+            self = true;
+        } else {
+            bool known = false;
+            for (size_t k = 0; k < nwake && !known; k++)
+                known = wake[k] == r->w;
+            if (!known && nwake < sizeof wake / sizeof wake[0])
+                wake[nwake++] = r->w;
+            else if (!known)
+                uv_async_send(&r->w->wake);
+        }
+    }
+    pthread_mutex_unlock(&gq.mu);
+    rt_fleet_view_unref(v);
+    for (size_t k = 0; k < nwake; k++)
+        uv_async_send(&wake[k]->wake);
+    if (self)
+        uv_async_send(&w->wake);
+}
+
+/* Sends the requests of <w> that were granted a slot. */
+static void take_grants(struct rt_worker *w)
+{
+    for (struct rt_proxy_req *r = w->queue_head, *next; r; r = next) {
+        next = r->qnext;
+        pthread_mutex_lock(&gq.mu);
+        bool granted = r->grant != NULL;
+        pthread_mutex_unlock(&gq.mu);
+        if (!granted)
+            continue;
+        struct rt_backend *g = queue_remove(r);
+        r->state = P_NEW;
+        uv_timer_stop(&r->timer);
+        send_attempt(r, g);
+    }
 }
 
 void rt_proxy_drain_queue(struct rt_worker *w)
 {
-    for (struct rt_proxy_req *r = w->queue_head, *next; r; r = next) {
-        next = r->qnext;
-        pick_and_send(r, true);
+    take_grants(w);
+    if (atomic_load(&w->router->waiting) > 0) {
+        grant_slots(w);
+        take_grants(w);
     }
 }
 
