@@ -120,6 +120,27 @@ static bool is_hop_by_hop(struct rt_str name)
     return false;
 }
 
+/* Whether <name> is listed in a Connection header of <h> (RFC 9110 7.6.1: such headers are
+ * hop-by-hop too and are not forwarded). */
+static bool nominated(const struct rt_http_header *h, size_t n, struct rt_str name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!rt_str_eq_ci(h[i].name, RT_STR_LIT("connection")))
+            continue;
+        const char *p = h[i].value.ptr, *end = p + h[i].value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *t = p;
+            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            if (p > t && rt_str_eq_ci(rt_str_make(t, (size_t)(p - t)), name))
+                return true;
+        }
+    }
+    return false;
+}
+
 /* Appends "Name: value\r\n" (no printf on the hot path). */
 static void put_header(struct rt_buf *b, struct rt_str name, struct rt_str value)
 {
@@ -421,7 +442,8 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
     bool sse = false;
     for (size_t i = 0; i < res->num_headers; i++) {
         const struct rt_http_header *hd = &res->headers[i];
-        if (is_hop_by_hop(hd->name) || rt_str_eq_ci(hd->name, RT_STR_LIT("x-request-id")) ||
+        if (is_hop_by_hop(hd->name) || nominated(res->headers, res->num_headers, hd->name) ||
+            rt_str_eq_ci(hd->name, RT_STR_LIT("x-request-id")) ||
             rt_str_eq_ci(hd->name, RT_STR_LIT("date")) ||
             rt_str_eq_ci(hd->name, RT_STR_LIT("server")))
             continue;
@@ -557,7 +579,9 @@ static void build_head(struct rt_proxy_req *r, struct rt_backend *b)
                   RT_STR_FMT(ex->req.target), b->host_header);
     for (size_t i = 0; i < ex->req.num_headers; i++) {
         const struct rt_http_header *hd = &ex->req.headers[i];
-        if (is_hop_by_hop(hd->name) || rt_str_eq_ci(hd->name, RT_STR_LIT("host")) ||
+        if (is_hop_by_hop(hd->name) ||
+            nominated(ex->req.headers, ex->req.num_headers, hd->name) ||
+            rt_str_eq_ci(hd->name, RT_STR_LIT("host")) ||
             rt_str_eq_ci(hd->name, RT_STR_LIT("expect")) ||
             rt_str_eq_ci(hd->name, RT_STR_LIT("x-request-id")) ||
             (authlen && rt_str_eq_ci(hd->name, RT_STR_LIT("authorization"))))
