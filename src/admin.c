@@ -283,7 +283,7 @@ static int server_from_json(const json_t *o, struct rt_server_conf *out, char *e
         double w = json_is_number(v) ? json_number_value(v) : 0;
         if (!json_is_number(v) || !(w > k->min) || w > k->max) {
             value_text(v, got, sizeof got);
-            snprintf(err, errlen, "weight must be a number greater than %g and at most %g, got %s",
+            snprintf(err, errlen, "weight must be a number greater than %.15g and at most %.15g, got %s",
                      k->min, k->max, got);
             goto fail;
         }
