@@ -41,6 +41,8 @@ struct rt_proxy_req {
     struct rt_str affinity;
     char request_id[80];
     uint64_t start_ms;
+    uint64_t start_ns;           /* uv_hrtime() at the start, for the access record */
+    uint64_t ttfb_ns;            /* first response byte handed to the client */
     uint64_t deadline_ms;        /* request_timeout from the start: retries stop there */
     uint64_t queued_ms;
     unsigned attempts;
@@ -58,7 +60,6 @@ struct rt_proxy_req {
     struct rt_buf resp;          /* response headers, then the buffered body after them */
     size_t resp_head_len;        /* bytes of headers at the front of resp when buffering */
     char tail[2];                /* last two bytes streamed, to end an SSE event cleanly */
-    uint64_t ttfb_ms;
     uint64_t bytes_out;
     int64_t prompt_tokens, completion_tokens;
     const char *error;           /* short reason when we made the response */
@@ -101,6 +102,22 @@ static bool is_hop_by_hop(struct rt_str name)
         if (rt_str_eq_ci(name, hop[i]))
             return true;
     return false;
+}
+
+/* Appends "Name: value\r\n" (no printf on the hot path). */
+static void put_header(struct rt_buf *b, struct rt_str name, struct rt_str value)
+{
+    rt_buf_reserve(b, name.len + value.len + 4, (size_t)-1);
+    char *p = b->base + b->len;
+    memcpy(p, name.ptr, name.len);
+    p += name.len;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value.ptr, value.len);
+    p += value.len;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->base);
 }
 
 /* Token usage from a response body or the tail of an SSE stream: the last "prompt_tokens"
@@ -184,7 +201,7 @@ static void log_access(struct rt_proxy_req *r)
     snprintf(method, sizeof method, "%.*s", RT_STR_FMT(ex->req.method));
     snprintf(path, sizeof path, "%.*s", RT_STR_FMT(ex->req.path));
     snprintf(model, sizeof model, "%.*s", RT_STR_FMT(r->model));
-    uint64_t now = rt_now_ms();
+    uint64_t now = uv_hrtime();
     struct rt_access_record rec = {
         .request_id = r->request_id,
         .method = method,
@@ -194,8 +211,8 @@ static void log_access(struct rt_proxy_req *r)
         .status = r->status,
         .bytes_in = ex->head_bytes + ex->body.len,
         .bytes_out = ex->bytes_out,
-        .ttfb_ms = r->responding ? (double)r->ttfb_ms : -1,
-        .total_ms = (double)(now - r->start_ms),
+        .ttfb_ms = r->responding ? (double)(r->ttfb_ns - r->start_ns) / 1e6 : -1,
+        .total_ms = (double)(now - r->start_ns) / 1e6,
         .retries = r->attempts > 0 ? r->attempts - 1 : 0,
         .prompt_tokens = r->prompt_tokens,
         .completion_tokens = r->completion_tokens,
@@ -344,7 +361,7 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
         if (sse && (rt_str_eq_ci(hd->name, RT_STR_LIT("cache-control")) ||
                     rt_str_eq_ci(hd->name, RT_STR_LIT("x-accel-buffering"))))
             continue;
-        rt_buf_printf(h, "%.*s: %.*s\r\n", RT_STR_FMT(hd->name), RT_STR_FMT(hd->value));
+        put_header(h, hd->name, hd->value);
     }
     r->sse = sse;
     our_headers(r, h, 0);
@@ -360,7 +377,7 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
         return;
     }
     r->responding = true;
-    r->ttfb_ms = rt_now_ms() - r->start_ms;
+    r->ttfb_ns = uv_hrtime();
     rt_http_stream_start(r->ex, st, rt_buf_str(h));
     rt_buf_reset(h);
 }
@@ -401,7 +418,7 @@ static void on_up_done(void *ctx, int err, bool got_bytes)
             size_t split = r->resp_head_len;
             struct rt_str body = rt_str_make(all.ptr + split, all.len - split);
             scan_usage(r, body);
-            r->ttfb_ms = rt_now_ms() - r->start_ms;
+            r->ttfb_ns = uv_hrtime();
             r->responding = true;
             rt_http_respond_s(r->ex, r->status, rt_str_make(all.ptr, split), body);
         } else {
@@ -471,7 +488,7 @@ static void build_head(struct rt_proxy_req *r, struct rt_backend *b)
             rt_str_eq_ci(hd->name, RT_STR_LIT("x-request-id")) ||
             (authlen && rt_str_eq_ci(hd->name, RT_STR_LIT("authorization"))))
             continue;
-        rt_buf_printf(h, "%.*s: %.*s\r\n", RT_STR_FMT(hd->name), RT_STR_FMT(hd->value));
+        put_header(h, hd->name, hd->value);
     }
     if (authlen)
         rt_buf_append(h, auth, authlen, (size_t)-1);
@@ -693,6 +710,7 @@ void rt_proxy_start(struct rt_worker *w, struct rt_http_exchange *ex)
     r->ex = ex;
     r->set = rt_settings_acquire();
     r->start_ms = rt_now_ms();
+    r->start_ns = uv_hrtime();
     r->deadline_ms = r->start_ms + (uint64_t)(r->set->cfg->config.request_timeout * 1000);
     r->prompt_tokens = r->completion_tokens = -1;
     uv_timer_init(&w->loop, &r->timer);
