@@ -283,7 +283,8 @@ static int server_from_json(const json_t *o, struct rt_server_conf *out, char *e
         double w = json_is_number(v) ? json_number_value(v) : 0;
         if (!json_is_number(v) || !(w > k->min) || w > k->max) {
             value_text(v, got, sizeof got);
-            snprintf(err, errlen, "weight must be a number greater than %.15g and at most %.15g, got %s",
+            snprintf(err, errlen,
+                     "weight must be a number greater than %.15g and at most %.15g, got %s",
                      k->min, k->max, got);
             goto fail;
         }
@@ -495,7 +496,7 @@ static int write_atomic(const char *path, const char *data, size_t len, char *er
     }
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot create %.300s: %s", tmp, strerror(errno));
         return -1;
     }
     for (size_t off = 0; off < len;) {
@@ -503,23 +504,24 @@ static int write_atomic(const char *path, const char *data, size_t len, char *er
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+            snprintf(err, errlen, "cannot write %.300s: %s", tmp, strerror(errno));
             goto out;
         }
         off += (size_t)n;
     }
     if (fsync(fd) != 0) {
-        snprintf(err, errlen, "cannot sync %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot sync %.300s: %s", tmp, strerror(errno));
         goto out;
     }
     if (close(fd) != 0) {
         fd = -1;
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot write %.300s: %s", tmp, strerror(errno));
         goto out;
     }
     fd = -1;
     if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        snprintf(err, errlen, "cannot rename a temporary file over %.300s: %s", path,
+                 strerror(errno));
         goto out;
     }
     /* The rename itself is durable only once the directory is synced. */
@@ -568,7 +570,7 @@ static int commit(struct overlay *saved, char *err, size_t errlen)
     if (persist(werr, sizeof werr) != 0) {
         overlay_free(&adm.ov);
         adm.ov = *saved;
-        snprintf(err, errlen, "the change was not made: %s", werr);
+        snprintf(err, errlen, "the change was not made: %.400s", werr);
         RT_ERROR("admin: %s", err);
         return RT_ADMIN_EIO;
     }
@@ -594,7 +596,7 @@ int rt_admin_init(const char *state_file, char *err, size_t errlen)
         if (errno == ENOENT) {
             rc = 0;
         } else {
-            snprintf(err, errlen, "cannot read the admin state file %s: %s", adm.state_file,
+            snprintf(err, errlen, "cannot read the admin state file %.300s: %s", adm.state_file,
                      strerror(errno));
         }
         goto out;
@@ -602,7 +604,7 @@ int rt_admin_init(const char *state_file, char *err, size_t errlen)
     text = rt_malloc(MAX_STATE_BYTES + 1);
     size_t n = fread(text, 1, MAX_STATE_BYTES + 1, f);
     if (ferror(f)) {
-        snprintf(err, errlen, "cannot read the admin state file %s: %s", adm.state_file,
+        snprintf(err, errlen, "cannot read the admin state file %.300s: %s", adm.state_file,
                  strerror(errno));
         goto out;
     }
