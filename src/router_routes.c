@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin.h"
 #include "alloc.h"
 #include "fleet.h"
 #include "health.h"
@@ -123,6 +124,8 @@ void rt_router_handle(struct rt_http_exchange *ex, void *ctx)
     struct rt_worker *w = ctx;
     struct rt_str path = ex->req.path;
     const struct route *rt = NULL;
+    if (rt_admin_route(ex))
+        return;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !rt; i++)
         if (rt_str_eq(path, rt_str_cstr(routes[i].path)))
             rt = &routes[i];
