@@ -779,9 +779,18 @@ static void pick_and_send(struct rt_proxy_req *r)
         }
     }
     if (c->queue.enabled && atomic_load(&w->router->waiting) > 0 && r->attempts == 0) {
-        enqueue(r); /* behind those already waiting; served in order */
-        uv_async_send(&w->wake);
-        goto out;
+        /* Others wait: queue behind them (served in order) — unless no backend could take
+         * this request at all, which is answered at once below. */
+        uint64_t now = rt_now_ms();
+        bool eligible = false;
+        for (size_t i = 0; i < v->n && !eligible; i++)
+            eligible = rt_backend_available(v->b[i], now) &&
+                       (!r->model.len || rt_backend_serves(v->b[i], r->model));
+        if (eligible) {
+            enqueue(r);
+            uv_async_send(&w->wake);
+            goto out;
+        }
     }
     struct rt_backend *b = choose(w, r, v, &serving, &full);
     if (b) {
