@@ -270,16 +270,20 @@ static void make_layout(struct layout *l, int cols, int longest_server)
     l->check = x;
 }
 
-/* The text shown for a server: its URL, with the name first when it is not the default
- * (host:port). */
+/* The text shown for a server: its URL without the scheme (so a narrow column keeps the port),
+ * after its name when that is not the default (host:port). */
 static void server_label(const struct rt_backend *b, char *out, size_t n)
 {
+    const char *url = b->url;
+    const char *sep = strstr(url, "://");
+    if (sep)
+        url = sep + 3;
     char def[300];
     snprintf(def, sizeof def, "%s:%d", b->host, b->port);
     if (b->name && b->name[0] && strcmp(b->name, def) != 0)
-        snprintf(out, n, "%s %s", b->name, b->url);
+        snprintf(out, n, "%s %s", b->name, url);
     else
-        snprintf(out, n, "%s", b->url);
+        snprintf(out, n, "%s", url);
 }
 
 static void draw_bar(const struct rt_dashboard *d, int y, int x, int w, int inflight, int cap)
