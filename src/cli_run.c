@@ -12,6 +12,7 @@
 #include "fleet.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "run_opts.h"
 
@@ -119,14 +120,17 @@ static void reload(struct run *run)
     rt_diag_free(&diags);
     if (r != 0) {
         RT_ERROR("reload failed: keeping the previous configuration");
+        rt_metrics_reload(rt_metrics_control_shard(), false);
         return;
     }
     char err[512];
     if (build_fleet(cfg, err, sizeof err) != 0) {
         RT_ERROR("reload failed: %s; keeping the previous configuration", err);
+        rt_metrics_reload(rt_metrics_control_shard(), false);
         rt_config_free(cfg);
         return;
     }
+    rt_metrics_reload(rt_metrics_control_shard(), true);
     struct rt_health_conf hc;
     rt_router_health_conf(cfg, &hc);
     rt_log_set_level(RT_LOG_INFO);
@@ -324,6 +328,7 @@ int rt_cli_run(int argc, char **argv)
     rt_settings_publish(cfg); /* owns cfg from here */
 
     run.loop = uv_default_loop();
+    rt_metrics_init(workers);
     if (rt_router_start(&run.router, workers, err, sizeof err) != 0) {
         RT_ERROR("%s", err);
         rt_router_join(&run.router);
@@ -349,6 +354,7 @@ int rt_cli_run(int argc, char **argv)
     uv_run(run.loop, UV_RUN_DEFAULT);
     RT_INFO("stopped");
 out_fleet:
+    rt_metrics_shutdown();
     rt_fleet_shutdown();
     rt_settings_shutdown();
 out_log:

@@ -53,6 +53,7 @@ struct rt_http_conn {
     size_t head_len;                  /* bytes of the current head in <in> */
     size_t raw_len;                   /* head + body bytes of the current request in <in> */
     size_t chunk_pos;                 /* where chunked decoding continues in <in> */
+    const char *parsed_at;            /* rt_buf_data(&in) when the head was parsed */
     struct rt_http_chunked dec;
     bool ex_live;                     /* handed to the handler and not ended */
     struct rt_http_exchange ex;
@@ -471,6 +472,14 @@ static void refuse(struct rt_http_conn *c, int status, const char *code, const c
 static void dispatch(struct rt_http_conn *c, struct rt_str body)
 {
     struct rt_http_server *s = c->srv;
+    /* Reading the body may have grown or slid the buffer: the head's slices must point at
+     * where the bytes are now, so parse the head again (a few hundred ns, only then). */
+    if (rt_buf_data(&c->in) != c->parsed_at) {
+        int r = rt_http_parse_request(rt_buf_data(&c->in), c->head_len, 0, &c->ex.req);
+        (void)r; /* same bytes as before: cannot fail */
+        if (!c->ex.req.chunked)
+            body = rt_str_make(rt_buf_data(&c->in) + c->head_len, body.len);
+    }
     c->state = ST_ACTIVE;
     arm(c, TM_NONE, 0);
     c->ex.body = body;
@@ -519,6 +528,7 @@ static void process(struct rt_http_conn *c)
                 break;
             }
             c->head_len = (size_t)r;
+            c->parsed_at = data;
             if (c->ex.req.content_length > 0 &&
                 (uint64_t)c->ex.req.content_length > conf->max_body_bytes) {
                 refuse(c, 413, "request_too_large", "request body too large");
@@ -538,7 +548,12 @@ static void process(struct rt_http_conn *c)
             arm(c, TM_BODY, conf->body_timeout_ms);
             continue;
         }
-        /* ST_BODY */
+        /* ST_BODY. Reading the body may have moved <in>: re-point the head's slices before
+         * anything uses them, a refusal (413, 400) included, not only dispatch(). */
+        if (data != c->parsed_at) {
+            rt_http_parse_request(data, c->head_len, 0, &c->ex.req);
+            c->parsed_at = data;
+        }
         if (!c->ex.req.chunked) {
             size_t want = c->ex.req.content_length > 0 ? (size_t)c->ex.req.content_length : 0;
             if (size - c->head_len < want)

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "fleet.h"
 #include "log.h"
+#include "metrics.h"
 #include "req_scan.h"
 
 #define MAX_TRIED       32
@@ -41,8 +42,11 @@ struct rt_proxy_req {
     struct rt_str affinity;
     char request_id[80];
     uint64_t start_ms;
+    uint64_t start_ns;           /* uv_hrtime() at the start, for the access record */
+    uint64_t ttfb_ns;            /* first response byte handed to the client */
     uint64_t deadline_ms;        /* request_timeout from the start: retries stop there */
     uint64_t queued_ms;
+    int64_t queue_wait_ms;       /* -1 when the request never waited */
     unsigned attempts;
     uint64_t tried[MAX_TRIED];   /* backend ids already tried */
     size_t ntried;
@@ -58,7 +62,6 @@ struct rt_proxy_req {
     struct rt_buf resp;          /* response headers, then the buffered body after them */
     size_t resp_head_len;        /* bytes of headers at the front of resp when buffering */
     char tail[2];                /* last two bytes streamed, to end an SSE event cleanly */
-    uint64_t ttfb_ms;
     uint64_t bytes_out;
     int64_t prompt_tokens, completion_tokens;
     const char *error;           /* short reason when we made the response */
@@ -101,6 +104,22 @@ static bool is_hop_by_hop(struct rt_str name)
         if (rt_str_eq_ci(name, hop[i]))
             return true;
     return false;
+}
+
+/* Appends "Name: value\r\n" (no printf on the hot path). */
+static void put_header(struct rt_buf *b, struct rt_str name, struct rt_str value)
+{
+    rt_buf_reserve(b, name.len + value.len + 4, (size_t)-1);
+    char *p = b->base + b->len;
+    memcpy(p, name.ptr, name.len);
+    p += name.len;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value.ptr, value.len);
+    p += value.len;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->base);
 }
 
 /* Token usage from a response body or the tail of an SSE stream: the last "prompt_tokens"
@@ -156,6 +175,7 @@ static void queue_remove(struct rt_proxy_req *r)
     else
         w->queue_tail = r->qprev;
     r->qnext = r->qprev = NULL;
+    r->queue_wait_ms = (int64_t)(rt_now_ms() - r->queued_ms);
     w->queued--;
     atomic_fetch_sub(&w->router->waiting, 1);
 }
@@ -177,31 +197,48 @@ static void release_attempt(struct rt_proxy_req *r, enum rt_outcome outcome)
         rt_router_kick(r->w->router);
 }
 
-static void log_access(struct rt_proxy_req *r)
+/* The access record and the metrics of a finished request. */
+static void record(struct rt_proxy_req *r)
 {
     struct rt_http_exchange *ex = r->ex;
     char method[16], path[512], model[RT_SCAN_STR_CAP];
     snprintf(method, sizeof method, "%.*s", RT_STR_FMT(ex->req.method));
     snprintf(path, sizeof path, "%.*s", RT_STR_FMT(ex->req.path));
     snprintf(model, sizeof model, "%.*s", RT_STR_FMT(r->model));
-    uint64_t now = rt_now_ms();
+    uint64_t now = uv_hrtime();
+    double ttfb_ms = r->responding ? (double)(r->ttfb_ns - r->start_ns) / 1e6 : -1;
+    double total_ms = (double)(now - r->start_ns) / 1e6;
+    const char *server = r->server_url[0] ? r->server_url : NULL;
     struct rt_access_record rec = {
         .request_id = r->request_id,
         .method = method,
         .endpoint = path,
         .model = r->model.len ? model : NULL,
-        .server = r->server_url[0] ? r->server_url : NULL,
+        .server = server,
         .status = r->status,
         .bytes_in = ex->head_bytes + ex->body.len,
         .bytes_out = ex->bytes_out,
-        .ttfb_ms = r->responding ? (double)r->ttfb_ms : -1,
-        .total_ms = (double)(now - r->start_ms),
+        .ttfb_ms = ttfb_ms,
+        .total_ms = total_ms,
         .retries = r->attempts > 0 ? r->attempts - 1 : 0,
         .prompt_tokens = r->prompt_tokens,
         .completion_tokens = r->completion_tokens,
         .error = r->error,
     };
     rt_log_access(&rec);
+    struct rt_metrics_request m = {
+        .endpoint = path,
+        .model = r->model,
+        .server = server,
+        .status = r->status,
+        .duration_s = total_ms / 1000,
+        .ttfb_s = ttfb_ms < 0 ? -1 : ttfb_ms / 1000,
+        .retries = rec.retries,
+        .prompt_tokens = r->prompt_tokens,
+        .completion_tokens = r->completion_tokens,
+        .queue_wait_s = r->queue_wait_ms < 0 ? -1 : r->queue_wait_ms / 1000.0,
+    };
+    rt_metrics_request(r->w->index, &m);
 }
 
 /* The exchange is over (answered, or the client left): log and let go of everything. */
@@ -215,7 +252,7 @@ static void finish(struct rt_proxy_req *r)
     uv_timer_stop(&r->timer);
     release_attempt(r, RT_OUTCOME_CANCELLED); /* no-op unless an attempt is still out */
     if (r->ex) {
-        log_access(r);
+        record(r);
         r->ex->data = NULL;
         r->ex = NULL;
     }
@@ -240,6 +277,8 @@ static void fail_request(struct rt_proxy_req *r, int status, const char *type, c
     our_headers(r, &h, retry_after);
     r->status = status;
     r->error = code;
+    r->responding = true;
+    r->ttfb_ns = uv_hrtime();
     rt_http_respond_error(ex, status, type, code, message, h.base ? rt_buf_data(&h) : "");
     rt_buf_free(&h);
     finish(r);
@@ -286,10 +325,11 @@ static void on_retry_timer(uv_timer_t *t)
 /* The attempt failed before anything reached the client: try elsewhere or give up with
  * <status>. */
 static void attempt_failed(struct rt_proxy_req *r, enum rt_outcome outcome, int status,
-                           const char *code, const char *message)
+                           const char *code, const char *message, const char *reason)
 {
     release_attempt(r, outcome);
     if (can_retry(r)) {
+        rt_metrics_retry(r->w->index, reason);
         r->state = P_RETRY_WAIT;
         uint64_t delay = (uint64_t)(r->set->cfg->config.retry_delay * 1000);
         uv_timer_start(&r->timer, on_retry_timer, delay, 0);
@@ -321,10 +361,11 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
     /* Retryable answers go elsewhere while the client has seen nothing; with nowhere else to
      * go, the backend's own answer passes through. */
     if ((busy || st == 502 || st == 504) && can_retry(r) && other_candidate(r)) {
-        char msg[96];
+        char msg[96], reason[32];
         snprintf(msg, sizeof msg, "server answered %d", st);
+        snprintf(reason, sizeof reason, "status_%d", st);
         attempt_failed(r, busy ? RT_OUTCOME_BUSY : RT_OUTCOME_FAILURE, 502, "upstream_error",
-                       msg);
+                       msg, reason);
         return;
     }
     r->upstream_failed_status = st >= 500 && st != 503;
@@ -344,7 +385,7 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
         if (sse && (rt_str_eq_ci(hd->name, RT_STR_LIT("cache-control")) ||
                     rt_str_eq_ci(hd->name, RT_STR_LIT("x-accel-buffering"))))
             continue;
-        rt_buf_printf(h, "%.*s: %.*s\r\n", RT_STR_FMT(hd->name), RT_STR_FMT(hd->value));
+        put_header(h, hd->name, hd->value);
     }
     r->sse = sse;
     our_headers(r, h, 0);
@@ -360,7 +401,7 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
         return;
     }
     r->responding = true;
-    r->ttfb_ms = rt_now_ms() - r->start_ms;
+    r->ttfb_ns = uv_hrtime();
     rt_http_stream_start(r->ex, st, rt_buf_str(h));
     rt_buf_reset(h);
 }
@@ -401,7 +442,7 @@ static void on_up_done(void *ctx, int err, bool got_bytes)
             size_t split = r->resp_head_len;
             struct rt_str body = rt_str_make(all.ptr + split, all.len - split);
             scan_usage(r, body);
-            r->ttfb_ms = rt_now_ms() - r->start_ms;
+            r->ttfb_ns = uv_hrtime();
             r->responding = true;
             rt_http_respond_s(r->ex, r->status, rt_str_make(all.ptr, split), body);
         } else {
@@ -418,7 +459,11 @@ static void on_up_done(void *ctx, int err, bool got_bytes)
         char msg[400];
         snprintf(msg, sizeof msg, "server %s: %s", r->server_url, rt_hc_strerror(err));
         attempt_failed(r, RT_OUTCOME_FAILURE, timeout ? 504 : 502,
-                       timeout ? "upstream_timeout" : "upstream_error", msg);
+                       timeout ? "upstream_timeout" : "upstream_error", msg,
+                       timeout                 ? "timeout"
+                       : err == RT_HC_ECONNECT ? "connect"
+                       : err == RT_HC_EPROTO   ? "protocol"
+                                               : "reset");
         return;
     }
     /* The stream broke after bytes reached the client: no retry. End it cleanly, in-band. */
@@ -471,7 +516,7 @@ static void build_head(struct rt_proxy_req *r, struct rt_backend *b)
             rt_str_eq_ci(hd->name, RT_STR_LIT("x-request-id")) ||
             (authlen && rt_str_eq_ci(hd->name, RT_STR_LIT("authorization"))))
             continue;
-        rt_buf_printf(h, "%.*s: %.*s\r\n", RT_STR_FMT(hd->name), RT_STR_FMT(hd->value));
+        put_header(h, hd->name, hd->value);
     }
     if (authlen)
         rt_buf_append(h, auth, authlen, (size_t)-1);
@@ -542,6 +587,7 @@ static void on_queue_timeout(uv_timer_t *t)
 {
     struct rt_proxy_req *r = t->data;
     int wait = (int)r->set->cfg->queue.max_wait;
+    rt_metrics_queue_rejected(r->w->index, "queue_timeout");
     fail_request(r, 429, "rate_limit_error", "queue_timeout",
                  "all servers are at capacity and the request waited too long in the queue",
                  wait > 0 ? wait : 1);
@@ -552,6 +598,7 @@ static void enqueue(struct rt_proxy_req *r)
     struct rt_worker *w = r->w;
     const struct rt_config *c = r->set->cfg;
     if ((int64_t)atomic_load(&w->router->waiting) >= c->queue.max_length) {
+        rt_metrics_queue_rejected(w->index, "queue_full");
         fail_request(r, 429, "rate_limit_error", "queue_full",
                      "all servers are at capacity and the admission queue is full",
                      (int)(c->queue.max_wait > 1 ? c->queue.max_wait / 2 : 1));
@@ -693,8 +740,10 @@ void rt_proxy_start(struct rt_worker *w, struct rt_http_exchange *ex)
     r->ex = ex;
     r->set = rt_settings_acquire();
     r->start_ms = rt_now_ms();
+    r->start_ns = uv_hrtime();
     r->deadline_ms = r->start_ms + (uint64_t)(r->set->cfg->config.request_timeout * 1000);
     r->prompt_tokens = r->completion_tokens = -1;
+    r->queue_wait_ms = -1;
     uv_timer_init(&w->loop, &r->timer);
     r->timer.data = r;
     ex->data = r;

@@ -170,12 +170,20 @@ static void on_wake(uv_async_t *a)
             rt_http_pool_free(w->pools[i].pool);
         w->npools = 0;
         uv_close((uv_handle_t *)&w->wake, on_close_noop);
+        uv_close((uv_handle_t *)&w->tick, on_close_noop);
         return;
     }
     if (atomic_load(&w->stop) && w->srv)
         rt_http_server_stop_accepting(w->srv);
     refresh(w);
     prune_pools(w);
+    if (w->queue_head)
+        rt_proxy_drain_queue(w);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct rt_worker *w = t->data;
     if (w->queue_head)
         rt_proxy_drain_queue(w);
 }
@@ -225,6 +233,9 @@ int rt_router_start(struct rt_router *r, unsigned n, char *err, size_t errlen)
         uv_loop_init(&w->loop);
         uv_async_init(&w->loop, &w->wake, on_wake);
         w->wake.data = w;
+        uv_timer_init(&w->loop, &w->tick);
+        w->tick.data = w;
+        uv_timer_start(&w->tick, on_tick, 100, 100);
         struct start_ctx sc = {.w = w};
         uv_sem_init(&sc.ready, 0);
         if (uv_thread_create(&w->thread, worker_main, &sc) != 0) {

@@ -38,6 +38,7 @@ struct rt_worker {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wake;                /* other threads ask this worker to look again */
+    uv_timer_t tick;                /* periodic look at the queue (health changes free no slot) */
     struct rt_http_server *srv;
     struct rt_balancer *bal;
     uint64_t bal_version;           /* settings version the balancer was made for */

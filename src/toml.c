@@ -13,7 +13,10 @@
 struct rt_toml_pos rt_toml_pos_at(struct rt_toml_parser *p, size_t off)
 {
     /* Offsets asked for mostly grow, so a cursor that only moves forward makes this linear overall;
-     * a step back rescans from the start. */
+     * a step back within the cursor's line (keys of a header) is answered in place, and only a step
+     * back to an earlier line (an error at the start of a multi-line string) rescans. */
+    if (off < p->pos_off && off >= p->pos_line_start)
+        return (struct rt_toml_pos){p->pos_line, (uint32_t)(off - p->pos_line_start + 1)};
     if (off < p->pos_off) {
         p->pos_off = 0;
         p->pos_line = 1;
@@ -87,6 +90,7 @@ void rt_toml_free(struct rt_toml_value *v)
             rt_toml_free(v->u.tab.items[i].val);
         }
         rt_free(v->u.tab.items);
+        rt_free(((struct rt_toml_node *)v)->index);
         break;
     case RT_TOML_STRING:
     case RT_TOML_DATETIME:
@@ -113,8 +117,61 @@ static void array_push(struct rt_toml_node *arr, struct rt_toml_node *item)
     a->u.arr.items[a->u.arr.len++] = &item->v;
 }
 
+/* Tables smaller than this are searched linearly. */
+#define INDEX_MIN 16
+
+static uint32_t hash_key(const char *key, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    return h;
+}
+
+static void index_add(struct rt_toml_node *tab, size_t item)
+{
+    const struct rt_toml_kv *kv = &tab->v.u.tab.items[item];
+    size_t mask = tab->index_cap - 1, slot = hash_key(kv->key, kv->key_len) & mask;
+    while (tab->index[slot])
+        slot = (slot + 1) & mask;
+    tab->index[slot] = (uint32_t)(item + 1);
+}
+
+/* Keeps the index at most half full; called after an item is appended. */
+static void index_update(struct rt_toml_node *tab)
+{
+    size_t len = tab->v.u.tab.len;
+    if (len < INDEX_MIN)
+        return;
+    if (len >= UINT32_MAX) { /* past what a slot can name: search linearly */
+        rt_free(tab->index);
+        tab->index = NULL;
+        tab->index_cap = 0;
+        return;
+    }
+    if (len * 2 <= tab->index_cap) {
+        index_add(tab, len - 1);
+        return;
+    }
+    rt_free(tab->index);
+    tab->index_cap = tab->index_cap ? tab->index_cap * 2 : 4 * INDEX_MIN;
+    tab->index = rt_calloc(tab->index_cap, sizeof(*tab->index));
+    for (size_t i = 0; i < len; i++)
+        index_add(tab, i);
+}
+
 static struct rt_toml_kv *find(struct rt_toml_value *tab, const char *key, size_t len)
 {
+    struct rt_toml_node *n = (struct rt_toml_node *)tab;
+    if (n->index) {
+        size_t mask = n->index_cap - 1, slot = hash_key(key, len) & mask;
+        for (; n->index[slot]; slot = (slot + 1) & mask) {
+            struct rt_toml_kv *kv = &tab->u.tab.items[n->index[slot] - 1];
+            if (kv->key_len == len && memcmp(kv->key, key, len) == 0)
+                return kv;
+        }
+        return NULL;
+    }
     for (size_t i = 0; i < tab->u.tab.len; i++) {
         struct rt_toml_kv *kv = &tab->u.tab.items[i];
         if (kv->key_len == len && memcmp(kv->key, key, len) == 0)
@@ -125,7 +182,7 @@ static struct rt_toml_kv *find(struct rt_toml_value *tab, const char *key, size_
 
 /* Adds <val> under a copy of key part <k> to table <tab>; the caller checked the key is new. */
 static void insert(struct rt_toml_node *tab, const struct rt_toml_keypart *k,
-                  struct rt_toml_node *val)
+                   struct rt_toml_node *val)
 {
     struct rt_toml_value *t = &tab->v;
     if (t->u.tab.len == tab->cap) {
@@ -138,6 +195,7 @@ static void insert(struct rt_toml_node *tab, const struct rt_toml_keypart *k,
     kv->key_len = k->len;
     kv->key_pos = k->pos;
     kv->val = &val->v;
+    index_update(tab);
 }
 
 static struct rt_toml_node *node_of(struct rt_toml_value *v)
@@ -351,8 +409,8 @@ static int parse_header(struct rt_toml_parser *p)
             arr = node_of(kv->val);
             if (arr->v.type != RT_TOML_ARRAY || !(arr->flags & RT_TOML_F_AOT)) {
                 if (arr->v.type == RT_TOML_ARRAY)
-                    return rt_toml_fail(p, k->off,
-                                        "cannot append to array '%s': it was defined as a value", kb);
+                    return rt_toml_fail(
+                        p, k->off, "cannot append to array '%s': it was defined as a value", kb);
                 return rt_toml_fail(p, k->off, "key '%s' is already %s %s, not an array of tables",
                                     kb, type_article(arr->v.type), rt_toml_type_name(arr->v.type));
             }
@@ -434,7 +492,8 @@ int rt_toml_parse_keyval(struct rt_toml_parser *p, struct rt_toml_node *tab, int
         }
         if (!(child->flags & RT_TOML_F_DOTTED)) {
             rt_toml_fail(p, k->off,
-                         "cannot add to table '%s' with dotted keys: it is defined by a header", kb);
+                         "cannot add to table '%s' with dotted keys: it is defined by a header",
+                         kb);
             goto out;
         }
         tab = child;
@@ -575,7 +634,8 @@ static int check_utf8(struct rt_toml_parser *p)
             return rt_toml_fail(p, i, "the document is not valid UTF-8 (truncated sequence)");
         for (size_t j = 1; j < n; j++) {
             if ((s[i + j] & 0xc0) != 0x80)
-                return rt_toml_fail(p, i, "the document is not valid UTF-8 (bad continuation byte)");
+                return rt_toml_fail(p, i,
+                                    "the document is not valid UTF-8 (bad continuation byte)");
             cp = (cp << 6) | (s[i + j] & 0x3f);
         }
         if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
@@ -669,16 +729,26 @@ const struct rt_toml_value *rt_toml_get(const struct rt_toml_value *tab, const c
 const char *rt_toml_type_name(enum rt_toml_type t)
 {
     switch (t) {
-    case RT_TOML_STRING: return "string";
-    case RT_TOML_INTEGER: return "integer";
-    case RT_TOML_FLOAT: return "float";
-    case RT_TOML_BOOL: return "bool";
-    case RT_TOML_DATETIME: return "datetime";
-    case RT_TOML_DATETIME_LOCAL: return "datetime-local";
-    case RT_TOML_DATE_LOCAL: return "date-local";
-    case RT_TOML_TIME_LOCAL: return "time-local";
-    case RT_TOML_ARRAY: return "array";
-    case RT_TOML_TABLE: return "table";
+    case RT_TOML_STRING:
+        return "string";
+    case RT_TOML_INTEGER:
+        return "integer";
+    case RT_TOML_FLOAT:
+        return "float";
+    case RT_TOML_BOOL:
+        return "bool";
+    case RT_TOML_DATETIME:
+        return "datetime";
+    case RT_TOML_DATETIME_LOCAL:
+        return "datetime-local";
+    case RT_TOML_DATE_LOCAL:
+        return "date-local";
+    case RT_TOML_TIME_LOCAL:
+        return "time-local";
+    case RT_TOML_ARRAY:
+        return "array";
+    case RT_TOML_TABLE:
+        return "table";
     }
     return "unknown";
 }

@@ -8,13 +8,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "toml.h"
 
 /* Nesting of arrays, inline tables and dotted keys under one key/value, and parts of one key. */
 #define RT_TOML_MAX_DEPTH 128
-#define RT_TOML_MAX_KEYS 128
+#define RT_TOML_MAX_KEYS  128
 
 /* How a table came to be, which decides how it may still be extended. */
 enum {
@@ -31,6 +32,9 @@ struct rt_toml_node {
     struct rt_toml_value v;
     size_t cap; /* allocated items of an array or table */
     unsigned flags;
+    /* A table with many keys also gets a hash index: slots hold item index + 1, 0 when empty. */
+    uint32_t *index;
+    size_t index_cap; /* a power of two, or 0 */
 };
 
 /* One part of a dotted key, decoded and owned. */

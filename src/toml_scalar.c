@@ -70,9 +70,8 @@ static int bad_control(struct rt_toml_parser *p, unsigned char c, bool literal)
     if (literal)
         return rt_toml_fail(p, p->i, "control character 0x%02X is not allowed in a literal string",
                             c);
-    return rt_toml_fail(p, p->i,
-                        "control character 0x%02X is not allowed in a string; write it as an escape",
-                        c);
+    return rt_toml_fail(
+        p, p->i, "control character 0x%02X is not allowed in a string; write it as an escape", c);
 }
 
 static bool is_control(unsigned char c)
@@ -87,14 +86,29 @@ static int parse_escape(struct rt_toml_parser *p)
     char c = peek(p, 1);
     const char *simple = NULL;
     switch (c) {
-    case 'b': simple = "\b"; break;
-    case 't': simple = "\t"; break;
-    case 'n': simple = "\n"; break;
-    case 'f': simple = "\f"; break;
-    case 'r': simple = "\r"; break;
-    case '"': simple = "\""; break;
-    case '\\': simple = "\\"; break;
-    default: break;
+    case 'b':
+        simple = "\b";
+        break;
+    case 't':
+        simple = "\t";
+        break;
+    case 'n':
+        simple = "\n";
+        break;
+    case 'f':
+        simple = "\f";
+        break;
+    case 'r':
+        simple = "\r";
+        break;
+    case '"':
+        simple = "\"";
+        break;
+    case '\\':
+        simple = "\\";
+        break;
+    default:
+        break;
     }
     if (simple) {
         put(p, simple, 1);
@@ -121,8 +135,9 @@ static int parse_escape(struct rt_toml_parser *p)
         return rt_toml_fail(p, at, "string is not closed");
     if ((unsigned char)c >= 0x21 && (unsigned char)c < 0x7f)
         return rt_toml_fail(p, at, "invalid escape '\\%c' in string", c);
-    return rt_toml_fail(p, at, "invalid escape in string: '\\' must be followed by one of "
-                               "b t n f r \" \\ u U");
+    return rt_toml_fail(p, at,
+                        "invalid escape in string: '\\' must be followed by one of "
+                        "b t n f r \" \\ u U");
 }
 
 /* Single-line basic ("...") or literal ('...') string at p->i, decoded into the scratch buffer. */
@@ -178,7 +193,8 @@ static int parse_ml_string(struct rt_toml_parser *p)
             }
             /* Up to two quotes may sit right before the closing three. */
             if (n > 5)
-                return rt_toml_fail(p, p->i + 5, "too many quotes at the end of a multi-line string");
+                return rt_toml_fail(p, p->i + 5,
+                                    "too many quotes at the end of a multi-line string");
             put(p, p->s + p->i, n - 3);
             p->i += n;
             return 0;
@@ -188,8 +204,8 @@ static int parse_ml_string(struct rt_toml_parser *p)
             size_t k = p->i + 1;
             while (k < p->len && (p->s[k] == ' ' || p->s[k] == '\t'))
                 k++;
-            if (k < p->len && (p->s[k] == '\n' || (p->s[k] == '\r' && k + 1 < p->len &&
-                                                  p->s[k + 1] == '\n'))) {
+            if (k < p->len &&
+                (p->s[k] == '\n' || (p->s[k] == '\r' && k + 1 < p->len && p->s[k + 1] == '\n'))) {
                 p->i = k;
                 while (p->i < p->len) {
                     char w = p->s[p->i];
@@ -416,9 +432,9 @@ static int parse_radix(struct rt_toml_parser *p, size_t start, const char *t, si
     size_t j = 2;
     if (digits(t, n, &j, base) == 0 || j != n)
         return bad_number(p, start, t, n, j,
-                          base == 16   ? "expected hex digits after 0x"
-                          : base == 8  ? "expected octal digits after 0o"
-                                       : "expected binary digits after 0b");
+                          base == 16  ? "expected hex digits after 0x"
+                          : base == 8 ? "expected octal digits after 0o"
+                                      : "expected binary digits after 0b");
     uint64_t v = 0;
     for (size_t k = 2; k < n; k++) {
         if (t[k] == '_')
@@ -511,8 +527,8 @@ static int parse_number(struct rt_toml_parser *p, const char *t, size_t n, size_
 
 static bool is_token(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           c == '_' || c == '+' || c == '-' || c == '.';
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+           c == '+' || c == '-' || c == '.';
 }
 
 int rt_toml_parse_value(struct rt_toml_parser *p, struct rt_toml_node **out, int depth)

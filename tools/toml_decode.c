@@ -1,4 +1,5 @@
-/* toml-decode: reads TOML on stdin and prints it as toml-test tagged JSON, or `line:col: message`. */
+/* toml-decode: reads TOML on stdin and prints it as toml-test tagged JSON, or `line:col: message`.
+ */
 #include <math.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -190,7 +190,8 @@ static void error_messages(void **state)
         {"s = \"open\n", 1, 5, "string is not closed with '\"' on the same line"},
         {"a = [1, 2\n", 2, 1, "array is not closed with ']'"},
         {"x = {a = 1,}\n", 1, 12, "trailing comma is not allowed in an inline table"},
-        {"x = yes\n", 1, 5, "invalid value 'yes' (strings need quotes; booleans are true and false)"},
+        {"x = yes\n", 1, 5,
+         "invalid value 'yes' (strings need quotes; booleans are true and false)"},
         {"a = 1 b = 2\n", 1, 7, "expected a newline or end of document, found 'b'"},
         {"a.b = 1\na = 2\n", 2, 1, "duplicate key 'a'"},
         {"[a]\nb = 1\n[a.b]\n", 3, 4, "key 'b' is already an integer and cannot be a table"},
@@ -348,13 +349,40 @@ static void check_prefixes(const char *doc)
 static void prefixes_fail_cleanly(void **state)
 {
     (void)state;
-    check_prefixes("# config\n[server]\nlisten = \"127.0.0.1:8000\"\nworkers = 0x10\n"
-                   "ratio = -1.5e+3\n[[backend]]\nurl = 'http://x'\ntags = [\"a\", [1, 2.0], {k = 1}]\n"
-                   "when = 1979-05-27T07:32:00.123-08:00\n");
+    check_prefixes(
+        "# config\n[server]\nlisten = \"127.0.0.1:8000\"\nworkers = 0x10\n"
+        "ratio = -1.5e+3\n[[backend]]\nurl = 'http://x'\ntags = [\"a\", [1, 2.0], {k = 1}]\n"
+        "when = 1979-05-27T07:32:00.123-08:00\n");
     check_prefixes("s = \"\"\"\nmulti \\\n  line \\u00e9 \\U0001F600 \"\" \"\"\"\n"
                    "l = '''\nraw '' '''\nd = 2000-01-01 12:00:00Z\nt = 23:59:59.999\n"
                    "\"quoted\".bare.'lit' = { a.b = [ ], c = false }\r\n");
     check_prefixes("a.b.c = 1\n[x.y]\nz = +inf\nw = nan\nn = -0\nb = 0b1_0\no = 0o7_7\n");
+}
+
+/* Big tables (hash-indexed past a few keys) still find every key and catch duplicates. */
+static void many_keys(void **state)
+{
+    (void)state;
+    char *doc = rt_malloc(64 * 1001);
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(doc + n, 64, "k%d = %d\n", i, i);
+    struct rt_toml_value *root = NULL;
+    struct rt_toml_error err;
+    assert_int_equal(rt_toml_parse(doc, n, &root, &err), 0);
+    assert_int_equal(root->u.tab.len, 1000);
+    for (int i = 0; i < 1000; i += 37) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(path(root, key, NULL)->u.i, i);
+    }
+    assert_null(rt_toml_get(root, "k1000"));
+    rt_toml_free(root);
+    n += (size_t)snprintf(doc + n, 64, "k500 = 1\n");
+    assert_int_equal(rt_toml_parse(doc, n, &root, &err), -1);
+    assert_string_equal(err.msg, "duplicate key 'k500'");
+    assert_int_equal(err.pos.line, 1001);
+    rt_free(doc);
 }
 
 /* Deep nesting is refused with a message instead of exhausting the stack. */
@@ -384,6 +412,7 @@ int main(void)
         cmocka_unit_test(fixtures),
         cmocka_unit_test(router_fixture),
         cmocka_unit_test(prefixes_fail_cleanly),
+        cmocka_unit_test(many_keys),
         cmocka_unit_test(deep_nesting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
