@@ -40,9 +40,9 @@ struct sim {
 };
 
 static struct sim fleet[NSIMS] = {
-    {"small-a", "demo-small", 4, "120", "30", "16384", 0, 0},
-    {"small-b", "demo-small", 8, "60", "15", "65536", 0, 0},
-    {"large", "demo-large", 16, "250", "45", "131072", 0, 0},
+    {"small-a", "demo-small", 4, "120", "30", "1024", 0, 0},
+    {"small-b", "demo-small", 8, "60", "15", "2048", 0, 0},
+    {"large", "demo-large", 16, "250", "45", "4096", 0, 0},
 };
 
 struct demo_opts {
@@ -258,7 +258,7 @@ static int write_config(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot write %.400s: %s", path, strerror(errno));
         return -1;
     }
     fprintf(f, "# The demo fleet, written by 'vllm-router demo'.\n[servers]\nservers = [\n");
@@ -270,7 +270,7 @@ static int write_config(const char *path, char *err, size_t errlen)
     fprintf(f, "]\n\n[config]\nhealth_check_interval = 2\n");
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
-        snprintf(err, errlen, "cannot write %s", path);
+        snprintf(err, errlen, "cannot write %.400s", path);
         return -1;
     }
     return 0;
