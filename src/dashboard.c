@@ -242,9 +242,9 @@ static void make_layout(struct layout *l, int cols, int longest_server)
     if (rest - want >= 6) {
         l->bar_w = rest - want - 1 > 20 ? 20 : rest - want - 1;
     } else {
-        /* Narrow: the server column gives way down to 12 cells; what does not fit is clipped
+        /* Narrow: the server column gives way down to 16 cells (an address and port); what does not fit is clipped
          * on the right. */
-        l->server_w = rest > 12 ? (rest < want ? rest : want) : (want < 12 ? want : 12);
+        l->server_w = rest > 16 ? (rest < want ? rest : want) : (want < 16 ? want : 16);
     }
     int x = 1;
     l->server = x;
