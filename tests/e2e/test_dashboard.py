@@ -18,7 +18,7 @@ import rtlib  # noqa: E402
 ROUTER_ENV = ["CONFIG_PATH", "HOST", "PORT", "LOG_LEVEL", "LOG_TO_CONSOLE", "HEALTH_CHECK_INTERVAL",
               "CONFIG_RELOAD_INTERVAL", "REQUEST_TIMEOUT", "TMUX", "TMUX_PANE"]
 CAPS = (4, 8)
-TOKENS = 120   # per slow request; at 40 ms a token that is about 5 s in flight
+TOKENS = 150   # per slow request; at 40 ms a token that is about 6 s in flight
 ITL_MS = 40
 
 
@@ -145,7 +145,7 @@ class Dashboard(rtlib.Case):
                 inflight = sum(int(r["load"].split("/")[0]) for r in rows)
                 running = sum(int(r["run"]) for r in rows)
                 return inflight == 3 and running == 3
-            lines = self.wait_screen(busy, "3 requests in flight and running", timeout=4.5)
+            lines = self.wait_screen(busy, "3 requests in flight and running", timeout=5.5)
             summary = next(line for line in lines if "in-flight" in line)
             assert "in-flight 3/12" in summary, summary
             assert len(lines[0].rstrip()) == 159, lines[0]
