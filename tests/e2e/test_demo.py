@@ -5,6 +5,7 @@ cannot start) exits having stopped every simulator it started."""
 # ctest-labels: demo
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -22,11 +23,11 @@ ROUTER_ENV = ["CONFIG_PATH", "HOST", "PORT", "LOG_LEVEL", "LOG_TO_CONSOLE", "HEA
 
 
 def consecutive_free_ports(n):
-    """A first port p such that p .. p+n-1 are all free now."""
-    for _ in range(200):
-        base = rtlib.free_port()
-        if base + n > 65535:
-            continue
+    """A first port p such that p .. p+n-1 are all free now. Searched below the ephemeral range,
+    where outgoing connections (which take ports next to a free one) do not land."""
+    rng = random.Random(os.getpid())
+    for _ in range(500):
+        base = rng.randrange(20000, 32000 - n)
         socks = []
         try:
             for i in range(n):
