@@ -81,6 +81,13 @@ static unsigned keep;
 static atomic_int cur_level = RT_LOG_INFO;
 static atomic_bool console = false;
 
+/* The tap (the dashboard's recent events). <tap_on> lets the common case (no tap) skip the lock;
+ * calling under <tap_mu> is what lets rt_log_set_tap(NULL) promise no call is still running. */
+static pthread_mutex_t tap_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool tap_on = false;
+static rt_log_tap_fn tap_fn;
+static void *tap_arg;
+
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
 const char *rt_log_level_name(enum rt_log_level level)
@@ -115,6 +122,25 @@ void rt_log_set_level(enum rt_log_level level)
 void rt_log_set_console(bool on)
 {
     atomic_store_explicit(&console, on, memory_order_relaxed);
+}
+
+void rt_log_set_tap(rt_log_tap_fn fn, void *arg)
+{
+    pthread_mutex_lock(&tap_mu);
+    tap_fn = fn;
+    tap_arg = arg;
+    atomic_store_explicit(&tap_on, fn != NULL, memory_order_relaxed);
+    pthread_mutex_unlock(&tap_mu);
+}
+
+static void call_tap(enum rt_log_level level, const char *msg)
+{
+    if (!atomic_load_explicit(&tap_on, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&tap_mu);
+    if (tap_fn)
+        tap_fn(level, msg, tap_arg);
+    pthread_mutex_unlock(&tap_mu);
 }
 
 void rt_log_set_queue_limit(size_t bytes)
@@ -447,6 +473,7 @@ static void vlog(enum rt_log_level level, const char *fmt, va_list ap)
             memcpy(msg + len - 3, "...", 3);
     }
     va_end(ap2);
+    call_tap(level, msg);
     struct rt_buf b = {0};
     size_t hlen = build_message(&b, level, rt_str_make(msg, len));
     if (msg != small)

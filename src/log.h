@@ -62,6 +62,14 @@ void rt_log_set_queue_limit(size_t bytes);
 /* Lines dropped because the queue was full, since the process started. */
 uint64_t rt_log_dropped(void);
 
+/* Receives each message that passes the level (not access records), as the formatted text
+ * without timestamp or level (NUL-terminated; may hold any bytes but '\0'). Called on the
+ * logging thread with a lock held: it must be quick, copy what it keeps, and not log. */
+typedef void (*rt_log_tap_fn)(enum rt_log_level level, const char *msg, void *arg);
+/* Installs <fn> (NULL removes it). Once it returns, the previous tap is no longer running and
+ * is never called again, so its <arg> may be freed. */
+void rt_log_set_tap(rt_log_tap_fn fn, void *arg);
+
 void rt_log(enum rt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rt_log_access(const struct rt_access_record *rec);
 
