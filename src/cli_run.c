@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "cli.h"
 #include "config.h"
+#include "dashboard.h"
 #include "fleet.h"
 #include "health.h"
 #include "log.h"
@@ -24,6 +25,7 @@ struct run {
     struct rt_run_opts opts;
     struct rt_router router;
     struct rt_health *health;
+    struct rt_dashboard *dash; /* NULL in console mode */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     uint64_t drain_deadline_ms;
@@ -266,6 +268,11 @@ static void on_drain_tick(uv_timer_t *t)
         rt_health_stop(run->health, on_health_stopped, NULL);
         run->health = NULL;
     }
+    if (run->dash) {
+        rt_dashboard_stop(run->dash);
+        run->dash = NULL;
+        rt_log_set_console(true); /* the terminal is the shell's again */
+    }
     uv_close((uv_handle_t *)&run->sigterm, on_close_handle);
     uv_close((uv_handle_t *)&run->sigint, on_close_handle);
     uv_close((uv_handle_t *)&run->sighup, on_close_handle);
@@ -279,6 +286,22 @@ static void on_drain_tick(uv_timer_t *t)
         uv_close((uv_handle_t *)&run->watch, on_close_handle);
 }
 
+/* Graceful shutdown (SIGTERM, SIGINT, the dashboard's q): stop accepting, then drain. */
+static void start_drain(struct run *run, const char *why)
+{
+    if (run->draining)
+        return;
+    run->draining = true;
+    struct rt_settings *set = rt_settings_acquire();
+    double drain_s = set->cfg->timeouts.drain;
+    rt_settings_unref(set);
+    RT_INFO("%s: no longer accepting; draining %zu requests (up to %.0f s)", why,
+            rt_router_active(&run->router), drain_s);
+    rt_router_stop_accepting(&run->router);
+    run->drain_deadline_ms = rt_now_ms() + (uint64_t)(drain_s * 1000);
+    uv_timer_start(&run->drain_timer, on_drain_tick, 0, 20);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct run *run = s->data;
@@ -289,17 +312,18 @@ static void on_signal(uv_signal_t *s, int signum)
         reload(run);
         return;
     }
-    if (run->draining)
-        return;
-    run->draining = true;
-    struct rt_settings *set = rt_settings_acquire();
-    double drain_s = set->cfg->timeouts.drain;
-    rt_settings_unref(set);
-    RT_INFO("%s: no longer accepting; draining %zu requests (up to %.0f s)",
-            signum == SIGTERM ? "SIGTERM" : "SIGINT", rt_router_active(&run->router), drain_s);
-    rt_router_stop_accepting(&run->router);
-    run->drain_deadline_ms = rt_now_ms() + (uint64_t)(drain_s * 1000);
-    uv_timer_start(&run->drain_timer, on_drain_tick, 0, 20);
+    start_drain(run, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_dashboard_quit(void *arg)
+{
+    start_drain(arg, "dashboard q");
+}
+
+static size_t dashboard_queued(void *arg)
+{
+    struct run *run = arg;
+    return atomic_load_explicit(&run->router.waiting, memory_order_relaxed);
 }
 
 int rt_cli_run(int argc, char **argv)
@@ -329,12 +353,16 @@ int rt_cli_run(int argc, char **argv)
     rt_diag_free(&diags);
 
     signal(SIGPIPE, SIG_IGN);
+    /* The dashboard takes the terminal unless asked for the console (--console,
+     * LOG_TO_CONSOLE, logging.console) or stdout is not a terminal. */
+    bool want_dash = !cfg->logging.console && isatty(STDOUT_FILENO);
+    double refresh_s = cfg->dashboard.refresh_interval;
     enum rt_log_level lvl = RT_LOG_INFO;
     rt_log_level_parse(cfg->logging.level, &lvl);
     struct rt_log_conf lc = {
         .dir = cfg->logging.dir,
         .level = lvl,
-        .console = true, /* the dashboard, when shown, takes the terminal instead */
+        .console = !want_dash,
         .max_bytes = (uint64_t)cfg->logging.max_file_bytes,
         .keep = (unsigned)cfg->logging.keep_files,
     };
@@ -376,7 +404,28 @@ int rt_cli_run(int argc, char **argv)
 
     run.loop = uv_default_loop();
     rt_metrics_init(workers);
+    if (want_dash) {
+        /* Before the workers start: it sets LC_CTYPE, which must not race their formatting. */
+        char listen[300];
+        snprintf(listen, sizeof listen, "%s:%d", host, port);
+        struct rt_dashboard_conf dc = {
+            .listen = listen,
+            .refresh_s = refresh_s,
+            .queued = dashboard_queued,
+            .on_quit = on_dashboard_quit,
+            .arg = &run,
+        };
+        run.dash = rt_dashboard_start(run.loop, &dc);
+        if (!run.dash)
+            rt_log_set_console(true); /* unknown terminal type: the console after all */
+    }
     if (rt_router_start(&run.router, workers, err, sizeof err) != 0) {
+        if (run.dash) {
+            rt_dashboard_stop(run.dash);
+            run.dash = NULL;
+            uv_run(run.loop, UV_RUN_DEFAULT); /* lets its handles close */
+            rt_log_set_console(true);
+        }
         RT_ERROR("%s", err);
         rt_router_join(&run.router);
         rc = 2;
@@ -393,6 +442,11 @@ int rt_cli_run(int argc, char **argv)
         rc = 2;
         rt_admin_set_change_hook(NULL, NULL);
         uv_close((uv_handle_t *)&run.admin_async, NULL);
+        if (run.dash) {
+            rt_dashboard_stop(run.dash);
+            run.dash = NULL;
+            rt_log_set_console(true);
+        }
         rt_router_join(&run.router);
         rt_health_stop(run.health, on_health_stopped, NULL);
         run.health = NULL;
