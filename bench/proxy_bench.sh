@@ -14,7 +14,7 @@
 # are router/NGINX and router/HAProxy.
 #
 # Usage: bench/proxy_bench.sh [path/to/vllm-router]
-# Environment: ROUNDS (3), SECS (4, seconds per wrk run), STREAMS ("2000 10000"),
+# Environment: ROUNDS (3), SECS (4, seconds per wrk run), STREAMS ("2000 10000"), PHASES ("1 2 3"),
 #              PORT_BASE (a free range of 10 ports), OUT (bench/results).
 # Needs: nginx, haproxy, wrk, curl, python3 (scripts/bootstrap --bench) and a build
 # (ideally -DCMAKE_BUILD_TYPE=Release or RelWithDebInfo, no sanitizers).
@@ -25,6 +25,7 @@ BIN=$(realpath "${1:-build/vllm-router}")
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-4}
 STREAMS=${STREAMS:-"2000 10000"}
+PHASES=${PHASES:-"1 2 3"}
 PORT_BASE=${PORT_BASE:-$((20000 + (RANDOM % 900) * 10))}
 OUT=${OUT:-bench/results}
 MODEL=sim-model
@@ -168,11 +169,17 @@ nan = float("nan")
 for k in ("completed", "failed", "p50_ttft_ms", "p99_ttft_ms", "mean_itl_ms", "p99_itl_ms",
           "median_e2el_ms"):
     print("%s\t%s\t%s\t%s\t%s" % (section, target, rnd, k, r.get(k, nan)))
+for kind, v in (r.get("errors") or {}).items():
+    for sub, n in (v.items() if isinstance(v, dict) else [("", v)]):
+        if n:
+            print("%s\t%s\t%s\terr:%s%s\t%s" % (section, target, rnd, kind, sub, n))
 PY
 }
 
 # ---- phase 1: static backend ----
 log "ports $PORT_BASE..$HPORT, $ROUNDS rounds, ${SECS}s per wrk run, nofile $NOFILE"
+has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
+if has_phase 1; then
 log "phase 1: static NGINX backend"
 static_backend_start
 proxies_start
@@ -188,8 +195,10 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 stop_all
+fi
 
 # ---- phase 2: the simulator as backend ----
+if has_phase 2; then
 log "phase 2: sim backend, 100 streams and a 1 MiB prompt"
 sim_backend_start --itl-ms 10 --output-len 16
 proxies_start
@@ -203,8 +212,10 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 stop_all
+fi
 
 # ---- phase 3: many slow streams, fresh processes so the peak RSS is this test's ----
+has_phase 3 || STREAMS=""
 for n in $STREAMS; do
     if [ $((n * 2 + 100)) -gt "$NOFILE" ]; then
         # Each proxy holds two descriptors per stream; stay under the descriptor limit.
@@ -299,5 +310,13 @@ for s in sorted({k[0] for k in data if k[0].startswith("slow")}, key=lambda x: i
     line(f"{n} slow streams peak RSS MiB", {t: med(s, t, "hwm_kib") / 1024 for t in P}, 1, False)
     line(f"{n} slow streams KiB per stream (peak - idle)",
          {t: (med(s, t, "hwm_kib") - med(s, t, "idle_kib")) / n for t in P}, 1, False)
+errs = collections.defaultdict(float)
+for (s, t, k), v in data.items():
+    if k.startswith("err:"):
+        errs[(s, t, k[4:])] += sum(v.values())
+if errs:
+    print("\nFailures by kind (bench's kinds; summed over rounds):\n")
+    for (s, t, k), n in sorted(errs.items()):
+        print(f"- {s} via {t}: {k} x{n:.0f}")
 PY
 log "results in $OUT/proxy_bench-$STAMP.md"
