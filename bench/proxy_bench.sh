@@ -4,7 +4,7 @@
 #
 # Backends:
 #   - non-streaming POST and one-connection latency: a static NGINX answering every POST with a
-#     small JSON body (about 3x faster than the simulator per request, so the proxies, not the
+#     small JSON body (cheaper per request than the simulator, so the proxies, not the
 #     backend, are what is measured);
 #   - streams, slow streams and the 1 MiB prompt: `vllm-router sim`, which speaks SSE and reads
 #     the whole request body before answering, as a real server does.
@@ -223,9 +223,11 @@ for n in $STREAMS; do
         log "ulimit -n is $NOFILE (hard limit $(ulimit -Hn)): running $n streams instead"
     fi
     log "phase 3: $n concurrent slow streams (20 tokens 200 ms apart)"
-    sim_backend_start --itl-ms 200 --output-len 20
-    proxies_start
     for t in $TARGETS; do
+        # Fresh backend and proxies per target: one target's load must not leave the next
+        # one a tired backend (or a router that saw its health checks time out).
+        sim_backend_start --itl-ms 200 --output-len 20
+        proxies_start
         idle=0
         [ "$t" = direct ] || idle=$(vm_kib "$(proxy_pid "$t")" VmRSS)
         log "$n streams: $t"
@@ -236,8 +238,8 @@ for n in $STREAMS; do
             row "slow$n" "$t" 1 hwm_kib "$hwm"
             row "slow$n" "$t" 1 idle_kib "$idle"
         fi
+        stop_all
     done
-    stop_all
 done
 
 # ---- report ----
