@@ -53,6 +53,7 @@ struct rt_http_conn {
     size_t head_len;                  /* bytes of the current head in <in> */
     size_t raw_len;                   /* head + body bytes of the current request in <in> */
     size_t chunk_pos;                 /* where chunked decoding continues in <in> */
+    const char *parsed_at;            /* rt_buf_data(&in) when the head was parsed */
     struct rt_http_chunked dec;
     bool ex_live;                     /* handed to the handler and not ended */
     struct rt_http_exchange ex;
@@ -292,8 +293,11 @@ static void finish(struct rt_http_conn *c)
             conn_close(c);
         return;
     }
-    /* Drop this request's bytes; what the client sent meanwhile becomes the input. */
+    /* Drop this request's bytes; what the client sent meanwhile becomes the input. A buffer
+     * that grew for a large body is given back rather than kept for an idle connection. */
     rt_buf_consume(&c->in, c->raw_len);
+    if (c->in.cap > 64 * 1024 && rt_buf_size(&c->in) == 0)
+        rt_buf_free(&c->in);
     if (rt_buf_size(&c->pending) > 0) {
         rt_buf_append(&c->in, rt_buf_data(&c->pending), rt_buf_size(&c->pending), (size_t)-1);
         rt_buf_reset(&c->pending);
@@ -471,6 +475,14 @@ static void refuse(struct rt_http_conn *c, int status, const char *code, const c
 static void dispatch(struct rt_http_conn *c, struct rt_str body)
 {
     struct rt_http_server *s = c->srv;
+    /* Reading the body may have grown or slid the buffer: the head's slices must point at
+     * where the bytes are now, so parse the head again (a few hundred ns, only then). */
+    if (rt_buf_data(&c->in) != c->parsed_at) {
+        int r = rt_http_parse_request(rt_buf_data(&c->in), c->head_len, 0, &c->ex.req);
+        (void)r; /* same bytes as before: cannot fail */
+        if (!c->ex.req.chunked)
+            body = rt_str_make(rt_buf_data(&c->in) + c->head_len, body.len);
+    }
     c->state = ST_ACTIVE;
     arm(c, TM_NONE, 0);
     c->ex.body = body;
@@ -519,6 +531,7 @@ static void process(struct rt_http_conn *c)
                 break;
             }
             c->head_len = (size_t)r;
+            c->parsed_at = data;
             if (c->ex.req.content_length > 0 &&
                 (uint64_t)c->ex.req.content_length > conf->max_body_bytes) {
                 refuse(c, 413, "request_too_large", "request body too large");
@@ -538,7 +551,12 @@ static void process(struct rt_http_conn *c)
             arm(c, TM_BODY, conf->body_timeout_ms);
             continue;
         }
-        /* ST_BODY */
+        /* ST_BODY. Reading the body may have moved <in>: re-point the head's slices before
+         * anything uses them, a refusal (413, 400) included, not only dispatch(). */
+        if (data != c->parsed_at) {
+            rt_http_parse_request(data, c->head_len, 0, &c->ex.req);
+            c->parsed_at = data;
+        }
         if (!c->ex.req.chunked) {
             size_t want = c->ex.req.content_length > 0 ? (size_t)c->ex.req.content_length : 0;
             if (size - c->head_len < want)
@@ -590,7 +608,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     struct rt_http_conn *c = (struct rt_http_conn *)h;
     const struct rt_http_server_conf *conf = &c->srv->conf;
     struct rt_buf *b;
-    size_t want = READ_CHUNK, limit;
+    /* Heads are small: start at 2 KiB (the buffer doubles when more is needed), so thousands
+     * of connections holding long streams stay cheap. */
+    size_t want = c->state == ST_HEAD ? 2048 : READ_CHUNK, limit;
     if (c->state == ST_ACTIVE) {
         b = &c->pending;
         limit = PENDING_CAP;
