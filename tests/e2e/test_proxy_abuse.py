@@ -66,6 +66,30 @@ class T(rtlib.Case):
                                                    b"Connection: close"], chunked(BODY)))
         assert status_of(out) == 200, out[:200]
 
+    def test_connection_limit(self):
+        """listen.max_connections: past it a new connection is not served (closed at once, or
+        left in the accept queue); once one closes, new connections are served again."""
+        r, port = rtlib.start_router([self.sim], {"listen": {"max_connections": 4}})
+        held = []
+        try:
+            for _ in range(4):
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert s.recv(4096).startswith(b"HTTP/1.1 200"), "below the limit"
+                held.append(s)
+            out, closed = raw_exchange(port, b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n",
+                                       timeout=0.5)
+            assert status_of(out) is None, "a fifth connection was served: %r" % out[:100]
+            held.pop().close()
+            time.sleep(0.2)
+            out, closed = raw_exchange(port, b"GET /livez HTTP/1.1\r\nHost: x\r\n"
+                                             b"Connection: close\r\n\r\n", timeout=2)
+            assert status_of(out) == 200, out[:100]
+        finally:
+            for s in held:
+                s.close()
+        rtlib.stop(r)
+
     def test_garbage_request_line(self):
         for data in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64) + b"\r\n\r\n",
                      b"HELLO\r\n\r\n", b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",
