@@ -74,6 +74,17 @@ class T(rtlib.Case):
             buckets[round(t, 1)] = buckets.get(round(t, 1), 0) + 1
         assert max(buckets.values()) <= len(times) * 2 // 3, buckets
 
+    def test_http10_client_gets_close_delimited_stream(self):
+        s = rtlib.RawStream(self.port, "/v1/chat/completions",
+                            rtlib.chat_body(stream=True, max_tokens=3), version="1.0")
+        try:
+            assert s.status == 200 and not s.chunked, s.headers
+            assert "content-length" not in s.headers, s.headers
+            evs = [d for t, d in s.events()]
+        finally:
+            s.close()
+        assert evs[-1] == "[DONE]" and len(evs) >= 4, evs
+
     def test_midstream_break_ends_in_band_without_retry(self):
         for p in self.sims:
             sim_faults(p, drop_after=3)
