@@ -99,7 +99,8 @@ class T(rtlib.Case):
                                          {"config": {"max_retries": 3, "retry_delay": 0}})
             n0 = len(up.requests)
             st, hd, js, raw = chat(port, "only-here")
-            assert st == 502 and js.get("path") == "/v1/chat/completions", (st, raw)
+            assert st == 502 and js.get("path") == "/v1/chat/completions", \
+                (st, raw, rtlib.get_json(port, "/health")[1]["servers"], rtlib.log_tail(r))
             assert len(up.requests) - n0 == 1, "retried on the same server"
             rtlib.stop(r)
         finally:
