@@ -6,12 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "alloc.h"
 #include "cli.h"
 #include "config.h"
 #include "fleet.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "run_opts.h"
 
@@ -34,6 +36,7 @@ struct run {
     uv_timer_t poll_timer;   /* every config_reload_interval */
     uv_timer_t debounce;
     uint64_t config_hash;    /* of the file's bytes at the last load attempt */
+    uv_async_t admin_async;  /* an admin API change: rebuild (or reload) on this thread */
 };
 
 static void on_poll(uv_timer_t *t);
@@ -79,8 +82,8 @@ static int build_fleet(const struct rt_config *cfg, char *err, size_t errlen)
             atomic_store(&b->capacity, sc->max_concurrent_requests);
             atomic_store(&b->weight, sc->weight);
             rt_backend_set_api_key(b, sc->api_key);
-            atomic_store(&b->draining, false);
         }
+        atomic_store(&b->draining, rt_admin_is_drained(sc->url));
         b->static_models = sc->nmodels > 0;
         if (sc->nmodels > 0)
             rt_backend_set_models(b, (const char *const *)sc->models, sc->nmodels);
@@ -117,16 +120,21 @@ static void reload(struct run *run)
         rt_log(r == 0 ? RT_LOG_WARNING : RT_LOG_ERROR, "reload: %s", line);
     }
     rt_diag_free(&diags);
+    char err[512];
+    if (r == 0)
+        rt_admin_apply(cfg, err, sizeof err);
     if (r != 0) {
         RT_ERROR("reload failed: keeping the previous configuration");
+        rt_metrics_reload(rt_metrics_control_shard(), false);
         return;
     }
-    char err[512];
     if (build_fleet(cfg, err, sizeof err) != 0) {
         RT_ERROR("reload failed: %s; keeping the previous configuration", err);
+        rt_metrics_reload(rt_metrics_control_shard(), false);
         rt_config_free(cfg);
         return;
     }
+    rt_metrics_reload(rt_metrics_control_shard(), true);
     struct rt_health_conf hc;
     rt_router_health_conf(cfg, &hc);
     rt_log_set_level(RT_LOG_INFO);
@@ -147,6 +155,36 @@ static void reload(struct run *run)
     }
     rt_router_kick(&run->router);
     RT_INFO("configuration reloaded: %zu servers", cfg->nservers);
+}
+
+/* An admin API change: the configuration in use, rebuilt from the file's servers as last
+ * loaded and the admin overlay (the file is not re-read unless POST /admin/reload asked). */
+static void on_admin_change(uv_async_t *a)
+{
+    struct run *run = a->data;
+    if (rt_admin_take_reload_request()) {
+        RT_INFO("admin API: reloading the configuration");
+        reload(run);
+        return;
+    }
+    struct rt_settings *cur = rt_settings_acquire();
+    struct rt_config *cfg = rt_admin_rebuild(cur->cfg);
+    rt_settings_unref(cur);
+    char err[512];
+    if (build_fleet(cfg, err, sizeof err) != 0) {
+        RT_ERROR("admin change not applied: %s", err);
+        rt_config_free(cfg);
+        return;
+    }
+    rt_settings_publish(cfg);
+    if (run->health)
+        rt_health_sync(run->health);
+    rt_router_kick(&run->router);
+}
+
+static void admin_hook(void *arg)
+{
+    uv_async_send(&((struct run *)arg)->admin_async);
 }
 
 static void on_debounce(uv_timer_t *t)
@@ -234,6 +272,9 @@ static void on_drain_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)&run->drain_timer, on_close_handle);
     uv_close((uv_handle_t *)&run->poll_timer, on_close_handle);
     uv_close((uv_handle_t *)&run->debounce, on_close_handle);
+    rt_admin_set_change_hook(NULL, NULL);
+    rt_admin_listen_close();
+    uv_close((uv_handle_t *)&run->admin_async, on_close_handle);
     if (run->watching)
         uv_close((uv_handle_t *)&run->watch, on_close_handle);
 }
@@ -303,6 +344,13 @@ int rt_cli_run(int argc, char **argv)
         rt_run_opts_free(&run.opts);
         return 1;
     }
+    if (rt_admin_init(cfg->admin.state_file, err, sizeof err) != 0) {
+        RT_ERROR("%s", err);
+        rt_config_free(cfg);
+        rc = 1;
+        goto out_log;
+    }
+    rt_admin_apply(cfg, err, sizeof err);
     rt_fleet_init();
     if (build_fleet(cfg, err, sizeof err) != 0) {
         RT_ERROR("%s", err);
@@ -321,9 +369,13 @@ int rt_cli_run(int argc, char **argv)
     snprintf(host, sizeof host, "%s", cfg->listen.host);
     int port = (int)cfg->listen.port;
     size_t nservers = cfg->nservers;
+    char admin_host[256];
+    snprintf(admin_host, sizeof admin_host, "%s", cfg->admin.host);
+    int admin_port = (int)cfg->admin.port;
     rt_settings_publish(cfg); /* owns cfg from here */
 
     run.loop = uv_default_loop();
+    rt_metrics_init(workers);
     if (rt_router_start(&run.router, workers, err, sizeof err) != 0) {
         RT_ERROR("%s", err);
         rt_router_join(&run.router);
@@ -331,6 +383,22 @@ int rt_cli_run(int argc, char **argv)
         goto out_fleet;
     }
     run.health = rt_health_start(run.loop, &hc);
+    uv_async_init(run.loop, &run.admin_async, on_admin_change);
+    run.admin_async.data = &run;
+    rt_admin_set_change_hook(admin_hook, &run);
+    if (admin_port != 0 &&
+        rt_admin_listen(run.loop, admin_host, admin_port, err, sizeof err) != 0) {
+        /* An admin API that cannot listen is a startup failure, like the main port. */
+        RT_ERROR("admin API: %s", err);
+        rc = 2;
+        rt_admin_set_change_hook(NULL, NULL);
+        uv_close((uv_handle_t *)&run.admin_async, NULL);
+        rt_router_join(&run.router);
+        rt_health_stop(run.health, on_health_stopped, NULL);
+        run.health = NULL;
+        uv_run(run.loop, UV_RUN_DEFAULT);
+        goto out_fleet;
+    }
     {
         struct rt_settings *cur = rt_settings_acquire();
         watch_config(&run, cur->cfg);
@@ -349,9 +417,11 @@ int rt_cli_run(int argc, char **argv)
     uv_run(run.loop, UV_RUN_DEFAULT);
     RT_INFO("stopped");
 out_fleet:
+    rt_metrics_shutdown();
     rt_fleet_shutdown();
     rt_settings_shutdown();
 out_log:
+    rt_admin_shutdown();
     rt_log_close();
     rt_free(run.config_path);
     rt_run_opts_free(&run.opts);

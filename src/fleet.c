@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "metrics.h"
 
 static struct {
     pthread_mutex_t lock; /* serialises publish against acquire */
@@ -315,6 +316,7 @@ void rt_backend_scraped(struct rt_backend *b, double running, double waiting, do
 
 void rt_backend_scrape_failed(struct rt_backend *b)
 {
+    rt_metrics_scrape_error(rt_metrics_control_shard(), b->url);
     atomic_store(&b->scrape_ok, false);
 }
 

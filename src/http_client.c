@@ -38,7 +38,6 @@ struct conn {
     bool chunked;
     bool keep_alive;
     struct rt_http_chunked dec;
-    struct rt_http_response res;
 };
 
 /* One request; the caller's handle from rt_http_pool_send until on_done or cancel. */
@@ -63,6 +62,13 @@ struct rt_http_pool {
     size_t nidle;
     size_t nopen;
     bool freed;
+    /* Reads land in this shared buffer; only bytes left unconsumed (a partial head or chunk
+     * line, or data held back by a paused request) are copied into the connection's own
+     * buffer. With thousands of streams open, that keeps per-connection memory small. Safe
+     * because one loop runs one read callback at a time. */
+    char *rbuf;
+    bool rbuf_busy;
+    struct rt_http_response res; /* parse result; used only during the read callback */
 };
 
 static const char *const errnames[] = {
@@ -101,8 +107,10 @@ static void idle_remove(struct conn *k)
 
 static void maybe_free_pool(struct rt_http_pool *p)
 {
-    if (p->freed && p->nopen == 0)
+    if (p->freed && p->nopen == 0) {
+        rt_free(p->rbuf);
         rt_free(p);
+    }
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -288,7 +296,8 @@ static void parse_head(struct conn *k)
     for (;;) {
         const char *data = rt_buf_data(&k->in);
         size_t size = rt_buf_size(&k->in);
-        int r = rt_http_parse_response(data, size, k->last_len, c->req.head_request, &k->res);
+        struct rt_http_response *res = &k->pool->res;
+        int r = rt_http_parse_response(data, size, k->last_len, c->req.head_request, res);
         if (r == RT_HTTP_INCOMPLETE) {
             if (size > MAX_RESPONSE_HEAD)
                 break;
@@ -298,18 +307,18 @@ static void parse_head(struct conn *k)
         if (r < 0)
             break;
         k->last_len = 0;
-        if (k->res.status < 200) {
+        if (res->status < 200) {
             rt_buf_consume(&k->in, (size_t)r); /* 100 Continue and friends: not the answer */
             continue;
         }
-        k->keep_alive = k->res.keep_alive;
-        k->chunked = k->res.chunked;
-        k->body_left = k->chunked ? 0 : k->res.content_length;
+        k->keep_alive = res->keep_alive;
+        k->chunked = res->chunked;
+        k->body_left = k->chunked ? 0 : res->content_length;
         memset(&k->dec, 0, sizeof k->dec);
         k->state = C_BODY;
         if (c->cbs->on_head) {
             c->in_cb++;
-            c->cbs->on_head(c->ctx, &k->res);
+            c->cbs->on_head(c->ctx, res);
             c->in_cb--;
             if (c->ended) {
                 release(c);
@@ -328,9 +337,20 @@ static void parse_head(struct conn *k)
     done(c, RT_HC_EPROTO);
 }
 
+#define SHARED_READ (64 * 1024)
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct conn *k = (struct conn *)h;
+    struct rt_http_pool *p = k->pool;
+    if (rt_buf_size(&k->in) == 0 && !p->rbuf_busy) {
+        if (!p->rbuf)
+            p->rbuf = rt_malloc(SHARED_READ);
+        p->rbuf_busy = true;
+        *out = uv_buf_init(p->rbuf, SHARED_READ);
+        return;
+    }
+    /* Something is pending already: read after it, into the connection's own buffer. */
     if (rt_buf_reserve(&k->in, READ_CHUNK, MAX_RESPONSE_HEAD + 4 * READ_CHUNK) != 0) {
         *out = uv_buf_init(NULL, 0);
         return;
@@ -338,10 +358,26 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     *out = uv_buf_init(k->in.base + k->in.len, (unsigned)(k->in.cap - k->in.len));
 }
 
+/* Runs the parser over what was read. */
+static void consume_input(struct conn *k)
+{
+    struct rt_http_client *c = k->cur;
+    c->got_bytes = true;
+    arm_deadline(k, c->req.idle_timeout_ms);
+    if (k->state == C_HEAD)
+        parse_head(k);
+    else if (k->state == C_BODY)
+        feed_body(k);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *k = (struct conn *)s;
+    struct rt_http_pool *p = k->pool;
+    bool shared = buf->base != NULL && buf->base == p->rbuf;
     struct rt_http_client *c = k->cur;
+    if (shared)
+        p->rbuf_busy = false;
     if (nread == 0)
         return;
     if (k->state == C_IDLE || !c) {
@@ -363,13 +399,22 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         fail(c, k, RT_HC_ERESET);
         return;
     }
-    k->in.len += (size_t)nread;
-    c->got_bytes = true;
-    arm_deadline(k, c->req.idle_timeout_ms);
-    if (k->state == C_HEAD)
-        parse_head(k);
-    else if (k->state == C_BODY)
-        feed_body(k);
+    if (!shared) {
+        k->in.len += (size_t)nread;
+        consume_input(k);
+        return;
+    }
+    /* Parse straight from the shared buffer through a borrowed view of it; keep a copy of
+     * only what the parser did not consume. */
+    struct rt_buf own = k->in;
+    k->in = (struct rt_buf){.base = p->rbuf, .off = 0, .len = (size_t)nread, .cap = SHARED_READ};
+    p->rbuf_busy = true;
+    consume_input(k);
+    struct rt_buf view = k->in;
+    k->in = own;
+    p->rbuf_busy = false;
+    if (rt_buf_size(&view) > 0 && k->state != C_CLOSED && k->state != C_IDLE)
+        rt_buf_append(&k->in, rt_buf_data(&view), rt_buf_size(&view), (size_t)-1);
 }
 
 /* ---- sending ---------------------------------------------------------------------------- */

@@ -293,8 +293,11 @@ static void finish(struct rt_http_conn *c)
             conn_close(c);
         return;
     }
-    /* Drop this request's bytes; what the client sent meanwhile becomes the input. */
+    /* Drop this request's bytes; what the client sent meanwhile becomes the input. A buffer
+     * that grew for a large body is given back rather than kept for an idle connection. */
     rt_buf_consume(&c->in, c->raw_len);
+    if (c->in.cap > 64 * 1024 && rt_buf_size(&c->in) == 0)
+        rt_buf_free(&c->in);
     if (rt_buf_size(&c->pending) > 0) {
         rt_buf_append(&c->in, rt_buf_data(&c->pending), rt_buf_size(&c->pending), (size_t)-1);
         rt_buf_reset(&c->pending);
@@ -605,7 +608,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     struct rt_http_conn *c = (struct rt_http_conn *)h;
     const struct rt_http_server_conf *conf = &c->srv->conf;
     struct rt_buf *b;
-    size_t want = READ_CHUNK, limit;
+    /* Heads are small: start at 2 KiB (the buffer doubles when more is needed), so thousands
+     * of connections holding long streams stay cheap. */
+    size_t want = c->state == ST_HEAD ? 2048 : READ_CHUNK, limit;
     if (c->state == ST_ACTIVE) {
         b = &c->pending;
         limit = PENDING_CAP;

@@ -9,6 +9,7 @@
 #include "proxy.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "buf.h"
 #include "fleet.h"
 #include "log.h"
+#include "metrics.h"
 #include "req_scan.h"
 
 #define MAX_TRIED       32
@@ -45,6 +47,7 @@ struct rt_proxy_req {
     uint64_t ttfb_ns;            /* first response byte handed to the client */
     uint64_t deadline_ms;        /* request_timeout from the start: retries stop there */
     uint64_t queued_ms;
+    int64_t queue_wait_ms;       /* -1 when the request never waited */
     unsigned attempts;
     uint64_t tried[MAX_TRIED];   /* backend ids already tried */
     size_t ntried;
@@ -63,12 +66,25 @@ struct rt_proxy_req {
     uint64_t bytes_out;
     int64_t prompt_tokens, completion_tokens;
     const char *error;           /* short reason when we made the response */
-    struct rt_proxy_req *qnext, *qprev;
+    struct rt_proxy_req *qnext, *qprev; /* the owner worker's list of its queued requests */
+    /* Under gq.mu: the router-wide arrival order, and a slot granted by whichever worker
+     * found it free (the owner sends on it). */
+    struct rt_proxy_req *gnext, *gprev;
+    bool in_gq;
+    struct rt_backend *grant;
     char server_url[256];        /* who answered, for the log */
 };
 
 static void try_dispatch(struct rt_proxy_req *r);
 static const struct rt_http_client_cbs upstream_cbs;
+
+/* The admission queue is router-wide so that it is FIFO across workers: every worker that
+ * finds a slot free hands it to the oldest waiting request that can use it, whichever worker
+ * owns that request. */
+static struct {
+    pthread_mutex_t mu;
+    struct rt_proxy_req *head, *tail;
+} gq = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -101,6 +117,27 @@ static bool is_hop_by_hop(struct rt_str name)
     for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
         if (rt_str_eq_ci(name, hop[i]))
             return true;
+    return false;
+}
+
+/* Whether <name> is listed in a Connection header of <h> (RFC 9110 7.6.1: such headers are
+ * hop-by-hop too and are not forwarded). */
+static bool nominated(const struct rt_http_header *h, size_t n, struct rt_str name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!rt_str_eq_ci(h[i].name, RT_STR_LIT("connection")))
+            continue;
+        const char *p = h[i].value.ptr, *end = p + h[i].value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *t = p;
+            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            if (p > t && rt_str_eq_ci(rt_str_make(t, (size_t)(p - t)), name))
+                return true;
+        }
+    }
     return false;
 }
 
@@ -161,7 +198,25 @@ static void on_timer_closed(uv_handle_t *h)
     rt_free(r);
 }
 
-static void queue_remove(struct rt_proxy_req *r)
+static void gq_unlink(struct rt_proxy_req *r)
+{
+    if (!r->in_gq)
+        return;
+    if (r->gprev)
+        r->gprev->gnext = r->gnext;
+    else
+        gq.head = r->gnext;
+    if (r->gnext)
+        r->gnext->gprev = r->gprev;
+    else
+        gq.tail = r->gprev;
+    r->gnext = r->gprev = NULL;
+    r->in_gq = false;
+}
+
+/* Takes <r> out of the queue (owner thread). Returns the slot granted to it meanwhile, if
+ * any: the caller sends on it or gives it back. */
+static struct rt_backend *queue_remove(struct rt_proxy_req *r)
 {
     struct rt_worker *w = r->w;
     if (r->qprev)
@@ -173,8 +228,15 @@ static void queue_remove(struct rt_proxy_req *r)
     else
         w->queue_tail = r->qprev;
     r->qnext = r->qprev = NULL;
+    r->queue_wait_ms = (int64_t)(rt_now_ms() - r->queued_ms);
     w->queued--;
     atomic_fetch_sub(&w->router->waiting, 1);
+    pthread_mutex_lock(&gq.mu);
+    gq_unlink(r);
+    struct rt_backend *g = r->grant;
+    r->grant = NULL;
+    pthread_mutex_unlock(&gq.mu);
+    return g;
 }
 
 /* Gives the current attempt's slot back, exactly once, with how it went. */
@@ -189,12 +251,14 @@ static void release_attempt(struct rt_proxy_req *r, enum rt_outcome outcome)
     rt_backend_release(r->b, outcome, rt_now_ms());
     rt_backend_unref(r->b);
     r->b = NULL;
-    /* A slot is free: queued requests here, and on other workers, may go now. */
+    /* A slot is free: this worker hands it to the oldest waiting request on its next turn
+     * (not from inside this call stack). */
     if (atomic_load_explicit(&r->w->router->waiting, memory_order_relaxed) > 0)
-        rt_router_kick(r->w->router);
+        uv_async_send(&r->w->wake);
 }
 
-static void log_access(struct rt_proxy_req *r)
+/* The access record and the metrics of a finished request. */
+static void record(struct rt_proxy_req *r)
 {
     struct rt_http_exchange *ex = r->ex;
     char method[16], path[512], model[RT_SCAN_STR_CAP];
@@ -202,23 +266,39 @@ static void log_access(struct rt_proxy_req *r)
     snprintf(path, sizeof path, "%.*s", RT_STR_FMT(ex->req.path));
     snprintf(model, sizeof model, "%.*s", RT_STR_FMT(r->model));
     uint64_t now = uv_hrtime();
+    double ttfb_ms = r->responding ? (double)(r->ttfb_ns - r->start_ns) / 1e6 : -1;
+    double total_ms = (double)(now - r->start_ns) / 1e6;
+    const char *server = r->server_url[0] ? r->server_url : NULL;
     struct rt_access_record rec = {
         .request_id = r->request_id,
         .method = method,
         .endpoint = path,
         .model = r->model.len ? model : NULL,
-        .server = r->server_url[0] ? r->server_url : NULL,
+        .server = server,
         .status = r->status,
         .bytes_in = ex->head_bytes + ex->body.len,
         .bytes_out = ex->bytes_out,
-        .ttfb_ms = r->responding ? (double)(r->ttfb_ns - r->start_ns) / 1e6 : -1,
-        .total_ms = (double)(now - r->start_ns) / 1e6,
+        .ttfb_ms = ttfb_ms,
+        .total_ms = total_ms,
         .retries = r->attempts > 0 ? r->attempts - 1 : 0,
         .prompt_tokens = r->prompt_tokens,
         .completion_tokens = r->completion_tokens,
         .error = r->error,
     };
     rt_log_access(&rec);
+    struct rt_metrics_request m = {
+        .endpoint = path,
+        .model = r->model,
+        .server = server,
+        .status = r->status,
+        .duration_s = total_ms / 1000,
+        .ttfb_s = ttfb_ms < 0 ? -1 : ttfb_ms / 1000,
+        .retries = rec.retries,
+        .prompt_tokens = r->prompt_tokens,
+        .completion_tokens = r->completion_tokens,
+        .queue_wait_s = r->queue_wait_ms < 0 ? -1 : r->queue_wait_ms / 1000.0,
+    };
+    rt_metrics_request(r->w->index, &m);
 }
 
 /* The exchange is over (answered, or the client left): log and let go of everything. */
@@ -226,13 +306,20 @@ static void finish(struct rt_proxy_req *r)
 {
     if (r->state == P_DONE)
         return;
-    if (r->state == P_QUEUED)
-        queue_remove(r);
+    if (r->state == P_QUEUED) {
+        struct rt_backend *g = queue_remove(r);
+        if (g) {
+            /* A slot granted just as the request ended: give it back, it may serve another. */
+            rt_backend_release(g, RT_OUTCOME_CANCELLED, rt_now_ms());
+            rt_backend_unref(g);
+            uv_async_send(&r->w->wake);
+        }
+    }
     r->state = P_DONE;
     uv_timer_stop(&r->timer);
     release_attempt(r, RT_OUTCOME_CANCELLED); /* no-op unless an attempt is still out */
     if (r->ex) {
-        log_access(r);
+        record(r);
         r->ex->data = NULL;
         r->ex = NULL;
     }
@@ -257,6 +344,8 @@ static void fail_request(struct rt_proxy_req *r, int status, const char *type, c
     our_headers(r, &h, retry_after);
     r->status = status;
     r->error = code;
+    r->responding = true;
+    r->ttfb_ns = uv_hrtime();
     rt_http_respond_error(ex, status, type, code, message, h.base ? rt_buf_data(&h) : "");
     rt_buf_free(&h);
     finish(r);
@@ -303,10 +392,11 @@ static void on_retry_timer(uv_timer_t *t)
 /* The attempt failed before anything reached the client: try elsewhere or give up with
  * <status>. */
 static void attempt_failed(struct rt_proxy_req *r, enum rt_outcome outcome, int status,
-                           const char *code, const char *message)
+                           const char *code, const char *message, const char *reason)
 {
     release_attempt(r, outcome);
     if (can_retry(r)) {
+        rt_metrics_retry(r->w->index, reason);
         r->state = P_RETRY_WAIT;
         uint64_t delay = (uint64_t)(r->set->cfg->config.retry_delay * 1000);
         uv_timer_start(&r->timer, on_retry_timer, delay, 0);
@@ -338,10 +428,11 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
     /* Retryable answers go elsewhere while the client has seen nothing; with nowhere else to
      * go, the backend's own answer passes through. */
     if ((busy || st == 502 || st == 504) && can_retry(r) && other_candidate(r)) {
-        char msg[96];
+        char msg[96], reason[32];
         snprintf(msg, sizeof msg, "server answered %d", st);
+        snprintf(reason, sizeof reason, "status_%d", st);
         attempt_failed(r, busy ? RT_OUTCOME_BUSY : RT_OUTCOME_FAILURE, 502, "upstream_error",
-                       msg);
+                       msg, reason);
         return;
     }
     r->upstream_failed_status = st >= 500 && st != 503;
@@ -351,7 +442,8 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
     bool sse = false;
     for (size_t i = 0; i < res->num_headers; i++) {
         const struct rt_http_header *hd = &res->headers[i];
-        if (is_hop_by_hop(hd->name) || rt_str_eq_ci(hd->name, RT_STR_LIT("x-request-id")) ||
+        if (is_hop_by_hop(hd->name) || nominated(res->headers, res->num_headers, hd->name) ||
+            rt_str_eq_ci(hd->name, RT_STR_LIT("x-request-id")) ||
             rt_str_eq_ci(hd->name, RT_STR_LIT("date")) ||
             rt_str_eq_ci(hd->name, RT_STR_LIT("server")))
             continue;
@@ -435,7 +527,11 @@ static void on_up_done(void *ctx, int err, bool got_bytes)
         char msg[400];
         snprintf(msg, sizeof msg, "server %s: %s", r->server_url, rt_hc_strerror(err));
         attempt_failed(r, RT_OUTCOME_FAILURE, timeout ? 504 : 502,
-                       timeout ? "upstream_timeout" : "upstream_error", msg);
+                       timeout ? "upstream_timeout" : "upstream_error", msg,
+                       timeout                 ? "timeout"
+                       : err == RT_HC_ECONNECT ? "connect"
+                       : err == RT_HC_EPROTO   ? "protocol"
+                                               : "reset");
         return;
     }
     /* The stream broke after bytes reached the client: no retry. End it cleanly, in-band. */
@@ -483,7 +579,9 @@ static void build_head(struct rt_proxy_req *r, struct rt_backend *b)
                   RT_STR_FMT(ex->req.target), b->host_header);
     for (size_t i = 0; i < ex->req.num_headers; i++) {
         const struct rt_http_header *hd = &ex->req.headers[i];
-        if (is_hop_by_hop(hd->name) || rt_str_eq_ci(hd->name, RT_STR_LIT("host")) ||
+        if (is_hop_by_hop(hd->name) ||
+            nominated(ex->req.headers, ex->req.num_headers, hd->name) ||
+            rt_str_eq_ci(hd->name, RT_STR_LIT("host")) ||
             rt_str_eq_ci(hd->name, RT_STR_LIT("expect")) ||
             rt_str_eq_ci(hd->name, RT_STR_LIT("x-request-id")) ||
             (authlen && rt_str_eq_ci(hd->name, RT_STR_LIT("authorization"))))
@@ -559,6 +657,13 @@ static void on_queue_timeout(uv_timer_t *t)
 {
     struct rt_proxy_req *r = t->data;
     int wait = (int)r->set->cfg->queue.max_wait;
+    struct rt_backend *g = queue_remove(r);
+    r->state = P_NEW;
+    if (g) {
+        send_attempt(r, g); /* a slot arrived at the last moment */
+        return;
+    }
+    rt_metrics_queue_rejected(r->w->index, "queue_timeout");
     fail_request(r, 429, "rate_limit_error", "queue_timeout",
                  "all servers are at capacity and the request waited too long in the queue",
                  wait > 0 ? wait : 1);
@@ -569,6 +674,7 @@ static void enqueue(struct rt_proxy_req *r)
     struct rt_worker *w = r->w;
     const struct rt_config *c = r->set->cfg;
     if ((int64_t)atomic_load(&w->router->waiting) >= c->queue.max_length) {
+        rt_metrics_queue_rejected(w->index, "queue_full");
         fail_request(r, 429, "rate_limit_error", "queue_full",
                      "all servers are at capacity and the admission queue is full",
                      (int)(c->queue.max_wait > 1 ? c->queue.max_wait / 2 : 1));
@@ -585,42 +691,46 @@ static void enqueue(struct rt_proxy_req *r)
     w->queue_tail = r;
     w->queued++;
     atomic_fetch_add(&w->router->waiting, 1);
+    pthread_mutex_lock(&gq.mu);
+    r->gprev = gq.tail;
+    r->gnext = NULL;
+    if (gq.tail)
+        gq.tail->gnext = r;
+    else
+        gq.head = r;
+    gq.tail = r;
+    r->in_gq = true;
+    pthread_mutex_unlock(&gq.mu);
     uv_timer_start(&r->timer, on_queue_timeout, (uint64_t)(c->queue.max_wait * 1000), 0);
 }
 
-/* Picks a backend and sends; queues when all eligible backends are full; fails when none is
- * eligible at all. Returns true when the request left the queue state (sent or failed). */
-static bool pick_and_send(struct rt_proxy_req *r, bool from_queue)
+/* Chooses a backend for <r> with the balancer of worker <w> (the calling thread's) and takes
+ * one of its slots. Returns it with a reference, or NULL; *<serving> counts backends that
+ * serve the model, *<full> those that would be eligible but have no room. Reads only what
+ * stays fixed while <r> waits, so any worker may choose for any queued request. */
+static struct rt_backend *choose(struct rt_worker *w, const struct rt_proxy_req *r,
+                                 const struct rt_fleet_view *v, size_t *serving, size_t *full)
 {
-    struct rt_worker *w = r->w;
     const struct rt_config *c = r->set->cfg;
-    struct rt_fleet_view *v = rt_fleet_acquire();
     uint64_t now = rt_now_ms();
     int cands[MAX_CANDIDATES], busy[MAX_CANDIDATES];
-    size_t n = 0, nbusy = 0, serving = 0, full = 0;
-    bool sent = false;
-
+    size_t n = 0, nbusy = 0;
+    *serving = *full = 0;
     for (size_t i = 0; i < v->n && i < MAX_CANDIDATES; i++) {
         struct rt_backend *b = v->b[i];
         if (r->model.len && !rt_backend_serves(b, r->model))
             continue;
-        serving++;
+        (*serving)++;
         if (!rt_backend_available(b, now) || tried(r, b->id))
             continue;
         if (c->queue.enabled && !rt_backend_has_room(b)) {
-            full++;
+            (*full)++;
             continue;
         }
         if (atomic_load_explicit(&b->busy_until_ms, memory_order_relaxed) > now)
             busy[nbusy++] = (int)i;
         else
             cands[n++] = (int)i;
-    }
-    if (serving == 0 && r->model.len && v->n > 0) {
-        if (from_queue)
-            queue_remove(r), r->state = P_NEW;
-        unknown_model(r, v);
-        goto out;
     }
     /* Backends that said "busy" lately come last, but they are not excluded. */
     int *set = n ? cands : busy;
@@ -631,15 +741,9 @@ static bool pick_and_send(struct rt_proxy_req *r, bool from_queue)
         if (idx < 0)
             break;
         struct rt_backend *b = v->b[idx];
-        bool ok = c->queue.enabled ? rt_backend_try_dispatch(b) : (rt_backend_dispatch(b), true);
-        if (ok) {
+        if (c->queue.enabled ? rt_backend_try_dispatch(b) : (rt_backend_dispatch(b), true)) {
             rt_backend_ref(b);
-            if (from_queue)
-                queue_remove(r);
-            uv_timer_stop(&r->timer);
-            send_attempt(r, b);
-            sent = true;
-            goto out;
+            return b;
         }
         /* Another worker took the last slot: drop it from the set and pick again. */
         for (size_t k = 0; k < nset; k++)
@@ -647,14 +751,52 @@ static bool pick_and_send(struct rt_proxy_req *r, bool from_queue)
                 set[k] = set[--nset];
                 break;
             }
-        full++;
+        (*full)++;
         if (nset == 0 && set == cands && nbusy) {
             set = busy;
             nset = nbusy;
         }
     }
-    if (from_queue)
-        goto out; /* still waiting */
+    return NULL;
+}
+
+/* Picks a backend and sends; queues when all eligible backends are full (or others already
+ * wait: no overtaking); fails when none is eligible at all. */
+static void pick_and_send(struct rt_proxy_req *r)
+{
+    struct rt_worker *w = r->w;
+    const struct rt_config *c = r->set->cfg;
+    struct rt_fleet_view *v = rt_fleet_acquire();
+    size_t serving, full;
+    if (r->model.len && v->n > 0) {
+        /* A model nobody serves is answered at once, queue or not. */
+        bool any = false;
+        for (size_t i = 0; i < v->n && !any; i++)
+            any = rt_backend_serves(v->b[i], r->model);
+        if (!any) {
+            unknown_model(r, v);
+            goto out;
+        }
+    }
+    if (c->queue.enabled && atomic_load(&w->router->waiting) > 0 && r->attempts == 0) {
+        /* Others wait: queue behind them (served in order) — unless no backend could take
+         * this request at all, which is answered at once below. */
+        uint64_t now = rt_now_ms();
+        bool eligible = false;
+        for (size_t i = 0; i < v->n && !eligible; i++)
+            eligible = rt_backend_available(v->b[i], now) &&
+                       (!r->model.len || rt_backend_serves(v->b[i], r->model));
+        if (eligible) {
+            enqueue(r);
+            uv_async_send(&w->wake);
+            goto out;
+        }
+    }
+    struct rt_backend *b = choose(w, r, v, &serving, &full);
+    if (b) {
+        send_attempt(r, b);
+        goto out;
+    }
     if (full > 0 && c->queue.enabled) {
         enqueue(r);
         goto out;
@@ -670,19 +812,73 @@ static bool pick_and_send(struct rt_proxy_req *r, bool from_queue)
                  (int)(c->config.health_check_interval > 1 ? c->config.health_check_interval : 1));
 out:
     rt_fleet_view_unref(v);
-    return sent;
 }
 
 static void try_dispatch(struct rt_proxy_req *r)
 {
-    pick_and_send(r, false);
+    pick_and_send(r);
+}
+
+/* Hands free slots to waiting requests, oldest first, whichever worker owns them; owners on
+ * other workers are woken to send. */
+static void grant_slots(struct rt_worker *w)
+{
+    struct rt_worker *wake[64];
+    size_t nwake = 0;
+    bool self = false;
+    struct rt_fleet_view *v = rt_fleet_acquire();
+    pthread_mutex_lock(&gq.mu);
+    for (struct rt_proxy_req *r = gq.head, *next; r; r = next) {
+        next = r->gnext;
+        size_t serving, full;
+        struct rt_backend *b = choose(w, r, v, &serving, &full);
+        if (!b)
+            continue; /* nothing for this one; a request for other servers may still go */
+        r->grant = b;
+        gq_unlink(r);
+        if (r->w == w) {
+            self = true;
+        } else {
+            bool known = false;
+            for (size_t k = 0; k < nwake && !known; k++)
+                known = wake[k] == r->w;
+            if (!known && nwake < sizeof wake / sizeof wake[0])
+                wake[nwake++] = r->w;
+            else if (!known)
+                uv_async_send(&r->w->wake);
+        }
+    }
+    pthread_mutex_unlock(&gq.mu);
+    rt_fleet_view_unref(v);
+    for (size_t k = 0; k < nwake; k++)
+        uv_async_send(&wake[k]->wake);
+    if (self)
+        uv_async_send(&w->wake);
+}
+
+/* Sends the requests of <w> that were granted a slot. */
+static void take_grants(struct rt_worker *w)
+{
+    for (struct rt_proxy_req *r = w->queue_head, *next; r; r = next) {
+        next = r->qnext;
+        pthread_mutex_lock(&gq.mu);
+        bool granted = r->grant != NULL;
+        pthread_mutex_unlock(&gq.mu);
+        if (!granted)
+            continue;
+        struct rt_backend *g = queue_remove(r);
+        r->state = P_NEW;
+        uv_timer_stop(&r->timer);
+        send_attempt(r, g);
+    }
 }
 
 void rt_proxy_drain_queue(struct rt_worker *w)
 {
-    for (struct rt_proxy_req *r = w->queue_head, *next; r; r = next) {
-        next = r->qnext;
-        pick_and_send(r, true);
+    take_grants(w);
+    if (atomic_load(&w->router->waiting) > 0) {
+        grant_slots(w);
+        take_grants(w);
     }
 }
 
@@ -713,6 +909,7 @@ void rt_proxy_start(struct rt_worker *w, struct rt_http_exchange *ex)
     r->start_ns = uv_hrtime();
     r->deadline_ms = r->start_ms + (uint64_t)(r->set->cfg->config.request_timeout * 1000);
     r->prompt_tokens = r->completion_tokens = -1;
+    r->queue_wait_ms = -1;
     uv_timer_init(&w->loop, &r->timer);
     r->timer.data = r;
     ex->data = r;

@@ -4,9 +4,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin.h"
 #include "alloc.h"
 #include "fleet.h"
 #include "health.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "router.h"
 #include "status_json.h"
@@ -18,6 +20,7 @@ enum route_kind {
     R_LIVEZ,
     R_LOAD,
     R_MODELS,
+    R_METRICS,
 };
 
 static const struct route {
@@ -45,6 +48,7 @@ static const struct route {
     {"/livez", R_LIVEZ},
     {"/load-stats", R_LOAD},
     {"/v1/models", R_MODELS},
+    {"/metrics", R_METRICS},
 };
 
 static const char json_ct[] = "Content-Type: application/json\r\n";
@@ -101,6 +105,14 @@ static void management(struct rt_worker *w, struct rt_http_exchange *ex, enum ro
     case R_MODELS:
         respond_json(ex, 200, rt_status_json_models(v, (int64_t)w->router->start_wall));
         break;
+    case R_METRICS: {
+        size_t len;
+        char *page = rt_metrics_render(atomic_load(&w->router->waiting), &len);
+        rt_http_respond(ex, 200, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n",
+                        page, len);
+        rt_free(page);
+        break;
+    }
     default:
         break;
     }
@@ -112,6 +124,8 @@ void rt_router_handle(struct rt_http_exchange *ex, void *ctx)
     struct rt_worker *w = ctx;
     struct rt_str path = ex->req.path;
     const struct route *rt = NULL;
+    if (rt_admin_route(ex))
+        return;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !rt; i++)
         if (rt_str_eq(path, rt_str_cstr(routes[i].path)))
             rt = &routes[i];

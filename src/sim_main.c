@@ -192,8 +192,8 @@ int rt_cli_sim(int argc, char **argv)
     size_t nmodels = 0;
     struct instance_spec specs[MAX_INSTANCES];
     size_t nspecs = 0;
-    unsigned long long port = 8000, count = 1, u;
-    double d;
+    unsigned long long port = 8000, count = 1, u = 0;
+    double d = 0;
     bool have_ports = false;
     struct rt_sim_conf conf = {.host = "127.0.0.1"};
     conf.engine.max_num_seqs = 256;
@@ -208,7 +208,6 @@ int rt_cli_sim(int argc, char **argv)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        const char *flag = optind > 0 && optind <= argc ? argv[optind - 1] + 2 : "";
         int rc = 0;
         switch (c) {
         case 'h': fputs(usage_text, stdout); return 0;
@@ -314,7 +313,6 @@ int rt_cli_sim(int argc, char **argv)
                     usage_text);
             return 1;
         }
-        (void)flag;
         if (rc != 0)
             return 1;
     }

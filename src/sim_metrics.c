@@ -15,29 +15,33 @@ static const double le_v0_tpot[] = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,
                                     0.3,  0.4,   0.5,  0.75,  1.0, 2.5};
 static const double le_v0_e2e[] = {1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0};
 
-void rt_sim_metrics_num(struct rt_buf *b, double v)
+/* Formats <v> like Python's prometheus_client into <s> (at least 40 bytes). */
+static void num_str(char *s, size_t n, double v)
 {
     if (isinf(v)) {
-        rt_buf_printf(b, "%s", v > 0 ? "+Inf" : "-Inf");
+        snprintf(s, n, "%s", v > 0 ? "+Inf" : "-Inf");
         return;
     }
     if (isnan(v)) {
-        rt_buf_printf(b, "NaN");
+        snprintf(s, n, "NaN");
+        return;
+    }
+    if (v == floor(v) && fabs(v) < 1e16) {
+        snprintf(s, n, "%.0f.0", v); /* Python prints integral floats in full below 1e16 */
         return;
     }
     /* Shortest text that reads back as <v>, like Python's repr(). */
-    char s[40];
-    if (v == floor(v) && fabs(v) < 1e16) {
-        rt_buf_printf(b, "%.0f.0", v); /* Python prints integral floats in full below 1e16 */
-        return;
-    }
     for (int prec = 1; prec <= 17; prec++) {
-        snprintf(s, sizeof s, "%.*g", prec, v);
+        snprintf(s, n, "%.*g", prec, v);
         if (strtod(s, NULL) == v)
             break;
     }
-    if (!strpbrk(s, ".en"))
-        strcat(s, ".0");
+}
+
+void rt_sim_metrics_num(struct rt_buf *b, double v)
+{
+    char s[48];
+    num_str(s, sizeof s, v);
     rt_buf_printf(b, "%s", s);
 }
 
@@ -92,7 +96,7 @@ static void metric(struct page *p, const char *name, const char *type, const cha
 static void histogram(struct page *p, const char *name, const char *help,
                       const struct rt_sim_hist *h, const double *le, unsigned n)
 {
-    char sname[160], extra[64], lebuf[40];
+    char sname[160], extra[80], lebuf[48];
     help_type(p, name, "histogram", help);
     if (!le) {
         le = h->le;
@@ -104,10 +108,7 @@ static void histogram(struct page *p, const char *name, const char *help,
     for (unsigned i = 0; i < n; i++) {
         while (j < h->n && h->le[j] <= le[i] * (1 + 1e-12))
             cum += h->counts[j++];
-        struct rt_buf t = {0};
-        rt_sim_metrics_num(&t, le[i]);
-        snprintf(lebuf, sizeof lebuf, "%.*s", (int)rt_buf_size(&t), rt_buf_data(&t));
-        rt_buf_free(&t);
+        num_str(lebuf, sizeof lebuf, le[i]);
         snprintf(extra, sizeof extra, "le=\"%s\"", lebuf);
         sample(p, sname, extra, (double)cum);
     }

@@ -86,7 +86,7 @@ static struct rt_balancer *make(const char *name, double rw, double ww, double f
     char err[256] = "";
     int rc = rt_balancer_create(&c, &b, err, sizeof err);
     if (rc != 0)
-        fail_msg("create %s: %s", name, err);
+        fail_msg("create %s: %s", name ? name : "(default)", err);
     assert_non_null(b);
     return b;
 }
