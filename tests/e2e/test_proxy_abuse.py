@@ -2,7 +2,7 @@
 # smuggling attempts, slowloris, unknown paths and methods. Each gets a 4xx (JSON) and, where the
 # framing is in doubt, a closed connection; nothing reaches the server; the router keeps serving.
 # ctest-timeout: 90
-# ctest-labels: e2e proxy
+# ctest-labels: proxy
 import json
 import os
 import socket

@@ -2,7 +2,7 @@
 # are routed by model (JSON and multipart), request ids, header handling, and the router's own
 # OpenAI-shaped errors.
 # ctest-timeout: 90
-# ctest-labels: e2e proxy
+# ctest-labels: proxy
 import json
 import os
 import sys

@@ -3,7 +3,7 @@
 # timeout (connect, first byte, stream idle, client head, client body, keep-alive idle), and 500
 # concurrent requests with none lost.
 # ctest-timeout: 150
-# ctest-labels: e2e proxy
+# ctest-labels: proxy
 import json
 import os
 import socket

@@ -2,7 +2,7 @@
 # mid-way ends in-band and is not retried, a client that goes away aborts the upstream request at
 # once, and a slow reader does not make the router buffer the stream.
 # ctest-timeout: 120
-# ctest-labels: e2e proxy
+# ctest-labels: proxy
 import json
 import os
 import sys
