@@ -163,6 +163,23 @@ class T(rtlib.Case):
             self.refused(data, (400, 501), what=what)
         self.served()
 
+    def test_valid_framing_variants_accepted(self):
+        """What RFC 9112 allows must keep working: chunk extensions, trailers, one-byte chunks,
+        a query string."""
+        tiny = b"".join(b"1\r\n" + BODY[i:i + 1] + b"\r\n" for i in range(len(BODY))) + b"0\r\n\r\n"
+        cases = {
+            "chunk extension": req([b"Transfer-Encoding: chunked", b"Connection: close"],
+                                   b"%x;name=value\r\n" % len(BODY) + BODY + b"\r\n0\r\n\r\n"),
+            "trailer": req([b"Transfer-Encoding: chunked", b"Connection: close"],
+                           b"%x\r\n" % len(BODY) + BODY + b"\r\n0\r\nX-Trailer: a\r\n\r\n"),
+            "one-byte chunks": req([b"Transfer-Encoding: chunked", b"Connection: close"], tiny),
+            "query string": req([b"Content-Length: %d" % len(BODY), b"Connection: close"], BODY,
+                                path=PATH + b"?x=1"),
+        }
+        for what, data in cases.items():
+            out, closed = raw_exchange(self.port, data, timeout=5)
+            assert status_of(out) == 200, (what, out[:300])
+
     def test_pipelined_requests_stay_separate(self):
         """Two well-framed requests in one write get two answers, in order."""
         one = req([b"Content-Length: %d" % len(BODY)], BODY)
@@ -171,6 +188,13 @@ class T(rtlib.Case):
         out, closed = raw_exchange(self.port, one + two, timeout=5)
         assert out.count(b"HTTP/1.1 200") == 2, out[:500]
         assert out.index(b"text_completion") < out.index(b'"object":"list"'), out[:500]
+        # A streamed answer with the next request already waiting behind it.
+        sb = json.dumps({"model": "sim-model", "prompt": "x", "max_tokens": 3,
+                         "stream": True}).encode()
+        out, closed = raw_exchange(self.port, req([b"Content-Length: %d" % len(sb)], sb) + two,
+                                   timeout=5)
+        assert out.count(b"HTTP/1.1 200") == 2 and b"[DONE]" in out, out[:500]
+        assert out.index(b"[DONE]") < out.index(b'"object":"list"'), out[-500:]
 
     def test_slowloris_others_served(self):
         n = 16
