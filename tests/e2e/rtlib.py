@@ -60,6 +60,16 @@ def wait_port(port, timeout=10.0, proc=None):
     raise RuntimeError("nothing listening on port %d after %.1fs" % (port, timeout))
 
 
+def _die_with_parent():
+    """In the child before exec: be killed when the test process dies (a timed-out test must
+    not leave servers behind)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def start(args, wait_ports=(), env=None, cwd=None, stdout=None, stderr=None, timeout=15.0):
     """Starts BIN with args; waits until each port in wait_ports accepts connections."""
     full_env = dict(os.environ)
@@ -67,7 +77,8 @@ def start(args, wait_ports=(), env=None, cwd=None, stdout=None, stderr=None, tim
         full_env.update(env)
     p = subprocess.Popen([BIN] + list(args), env=full_env, cwd=cwd,
                          stdout=stdout if stdout is not None else subprocess.DEVNULL,
-                         stderr=stderr if stderr is not None else None)
+                         stderr=stderr if stderr is not None else None,
+                         preexec_fn=_die_with_parent)
     _procs.append(p)
     for port in wait_ports:
         wait_port(port, timeout, p)
@@ -141,6 +152,8 @@ class Case:
 
     def run(self):
         names = [n for n in sorted(dir(self)) if n.startswith("test_")]
+        # A timeout's SIGTERM still runs the cleanup below.
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
         passed = failed = 0
         try:
             for n in names:
@@ -392,10 +405,12 @@ class EchoUpstream:
     """An OpenAI-ish upstream on 127.0.0.1 that answers /health and /v1/models and echoes every
     other request as JSON {"method", "path", "headers": [[name, value]...], "body"}. Idle
     keep-alive connections are closed after <idle_close> seconds (vLLM does it after 5).
-    Counts requests (self.requests) and accepted connections (self.connections)."""
+    Counts requests (self.requests) and accepted connections (self.connections); self.status
+    (200) is the status of the echo, so a test can make it answer 502, 504, ..."""
 
     def __init__(self, model="echo-model", idle_close=30.0, extra_headers=()):
         self.model = model
+        self.status = 200
         self.requests = []
         self.connections = 0
         self.lock = threading.Lock()
@@ -438,7 +453,7 @@ class EchoUpstream:
                        "body": body.decode("utf-8", "replace")}
                 with up.lock:
                     up.requests.append(rec)
-                self._send(200, rec, extra_headers)
+                self._send(up.status, rec, extra_headers)
 
             do_GET = do_POST = do_PUT = do_DELETE = _any
 
@@ -466,15 +481,16 @@ class RawStream:
     body de-chunked, SSE event by event with arrival times. Lets a test stop reading (slow
     reader) or close mid-stream (client gone)."""
 
-    def __init__(self, port, path, body, headers=None, timeout=10.0, rcvbuf=None):
+    def __init__(self, port, path, body, headers=None, timeout=10.0, rcvbuf=None,
+                 version="1.1"):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
         data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
-        head = "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" \
-               "Content-Length: %d\r\n" % (path, len(data))
+        head = "POST %s HTTP/%s\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" \
+               "Content-Length: %d\r\n" % (path, version, len(data))
         for k, v in (headers or {}).items():
             head += "%s: %s\r\n" % (k, v)
         self.t0 = time.time()
@@ -510,12 +526,13 @@ class RawStream:
     def _decode(self):
         """Moves complete chunks from buf to body; returns False when more input is needed."""
         if not self.chunked:
+            got = len(self.buf)
             self.body += self.buf
-            self.nbody += len(self.buf)
+            self.nbody += got
             self.buf = b""
             if self.length is not None and self.nbody >= self.length:
                 self.ended = True
-            return True
+            return got > 0 or self.ended
         progressed = False
         buf, pos, pieces = self.buf, 0, []
         while True:

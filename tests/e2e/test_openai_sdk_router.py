@@ -2,7 +2,7 @@
 # not, a completion, an embedding, and the router's own 404 as the SDK reports it. Skipped when
 # node/npm or the npm registry is unavailable.
 # ctest-timeout: 240
-# ctest-labels: e2e proxy sdk
+# ctest-labels: proxy sdk network
 import json
 import os
 import subprocess

@@ -2,7 +2,7 @@
 # smuggling attempts, slowloris, unknown paths and methods. Each gets a 4xx (JSON) and, where the
 # framing is in doubt, a closed connection; nothing reaches the server; the router keeps serving.
 # ctest-timeout: 90
-# ctest-labels: e2e proxy
+# ctest-labels: proxy
 import json
 import os
 import socket
@@ -65,6 +65,30 @@ class T(rtlib.Case):
         out, closed = raw_exchange(self.port, req([b"Transfer-Encoding: chunked",
                                                    b"Connection: close"], chunked(BODY)))
         assert status_of(out) == 200, out[:200]
+
+    def test_connection_limit(self):
+        """listen.max_connections: past it a new connection is not served (closed at once, or
+        left in the accept queue); once one closes, new connections are served again."""
+        r, port = rtlib.start_router([self.sim], {"listen": {"max_connections": 4}})
+        held = []
+        try:
+            for _ in range(4):
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert s.recv(4096).startswith(b"HTTP/1.1 200"), "below the limit"
+                held.append(s)
+            out, closed = raw_exchange(port, b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n",
+                                       timeout=0.5)
+            assert status_of(out) is None, "a fifth connection was served: %r" % out[:100]
+            held.pop().close()
+            time.sleep(0.2)
+            out, closed = raw_exchange(port, b"GET /livez HTTP/1.1\r\nHost: x\r\n"
+                                             b"Connection: close\r\n\r\n", timeout=2)
+            assert status_of(out) == 200, out[:100]
+        finally:
+            for s in held:
+                s.close()
+        rtlib.stop(r)
 
     def test_garbage_request_line(self):
         for data in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64) + b"\r\n\r\n",
@@ -139,6 +163,23 @@ class T(rtlib.Case):
             self.refused(data, (400, 501), what=what)
         self.served()
 
+    def test_valid_framing_variants_accepted(self):
+        """What RFC 9112 allows must keep working: chunk extensions, trailers, one-byte chunks,
+        a query string."""
+        tiny = b"".join(b"1\r\n" + BODY[i:i + 1] + b"\r\n" for i in range(len(BODY))) + b"0\r\n\r\n"
+        cases = {
+            "chunk extension": req([b"Transfer-Encoding: chunked", b"Connection: close"],
+                                   b"%x;name=value\r\n" % len(BODY) + BODY + b"\r\n0\r\n\r\n"),
+            "trailer": req([b"Transfer-Encoding: chunked", b"Connection: close"],
+                           b"%x\r\n" % len(BODY) + BODY + b"\r\n0\r\nX-Trailer: a\r\n\r\n"),
+            "one-byte chunks": req([b"Transfer-Encoding: chunked", b"Connection: close"], tiny),
+            "query string": req([b"Content-Length: %d" % len(BODY), b"Connection: close"], BODY,
+                                path=PATH + b"?x=1"),
+        }
+        for what, data in cases.items():
+            out, closed = raw_exchange(self.port, data, timeout=5)
+            assert status_of(out) == 200, (what, out[:300])
+
     def test_pipelined_requests_stay_separate(self):
         """Two well-framed requests in one write get two answers, in order."""
         one = req([b"Content-Length: %d" % len(BODY)], BODY)
@@ -147,6 +188,13 @@ class T(rtlib.Case):
         out, closed = raw_exchange(self.port, one + two, timeout=5)
         assert out.count(b"HTTP/1.1 200") == 2, out[:500]
         assert out.index(b"text_completion") < out.index(b'"object":"list"'), out[:500]
+        # A streamed answer with the next request already waiting behind it.
+        sb = json.dumps({"model": "sim-model", "prompt": "x", "max_tokens": 3,
+                         "stream": True}).encode()
+        out, closed = raw_exchange(self.port, req([b"Content-Length: %d" % len(sb)], sb) + two,
+                                   timeout=5)
+        assert out.count(b"HTTP/1.1 200") == 2 and b"[DONE]" in out, out[:500]
+        assert out.index(b"[DONE]") < out.index(b'"object":"list"'), out[-500:]
 
     def test_slowloris_others_served(self):
         n = 16

@@ -2,7 +2,7 @@
 # are routed by model (JSON and multipart), request ids, header handling, and the router's own
 # OpenAI-shaped errors.
 # ctest-timeout: 90
-# ctest-labels: e2e proxy
+# ctest-labels: proxy
 import json
 import os
 import sys
@@ -63,6 +63,47 @@ class T(rtlib.Case):
             else:
                 # What the sim answers (its 404) passes through unchanged.
                 assert st == 404 and js == {"detail": "Not Found"}, (path, st, raw)
+
+    def test_model_parsing_edge_cases(self):
+        cases = [
+            # An escaped model name is the same name.
+            (b'{"model":"bet\\u0061","prompt":"x","max_tokens":1}', self.ub),
+            # The last duplicate key wins, as in the servers' JSON parsers.
+            (b'{"model":"alpha","model":"beta","prompt":"x","max_tokens":1}', self.ub),
+            # A nested "model" is not the request's model; a 1 MiB field before the real one.
+            (json.dumps({"prompt": "w" * (1 << 20), "extra": {"model": "alpha"},
+                         "max_tokens": 1, "model": "beta"}).encode(), self.ub),
+            (b'{"messages":[{"role":"user","content":"\\"model\\": \\"beta\\""}],'
+             b'"model":"alpha","max_tokens":1}', self.ua),
+        ]
+        for body, want in cases:
+            st, hd, data = request(self.port, "POST", "/v1/completions", body=body,
+                                   headers={"Content-Type": "application/json"})
+            assert hd.get("x-upstream-server") == want, (body[:80], st, hd, data[:200])
+        st, hd, data = request(self.port, "POST", "/v1/completions",
+                               body=b'{"model":5,"prompt":"x"}')
+        assert st == 400 and is_openai_error(json.loads(data)), (st, data)
+
+    def test_expect_continue(self):
+        body = json.dumps({"model": "beta", "prompt": "x", "max_tokens": 1}).encode()
+        import socket
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                      b"Content-Type: application/json\r\nConnection: close\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body))
+            first = s.recv(4096)
+            assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first
+            s.sendall(body)
+            out = first[25:]
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                out += d
+        finally:
+            s.close()
+        assert out.startswith(b"HTTP/1.1 200") and self.ub.encode() in out, out[:300]
 
     def test_models_union(self):
         st, js = rtlib.get_json(self.port, "/v1/models")

@@ -3,7 +3,7 @@
 # timeout (connect, first byte, stream idle, client head, client body, keep-alive idle), and 500
 # concurrent requests with none lost.
 # ctest-timeout: 150
-# ctest-labels: e2e proxy
+# ctest-labels: proxy
 import json
 import os
 import socket
@@ -67,6 +67,54 @@ class T(rtlib.Case):
                 assert tried_a >= 1, "the busy server was never tried (nothing was retried)"
         finally:
             self.reset()
+
+    def test_retry_502_504_with_delay(self):
+        """502 and 504 from a server are retried on another after retry_delay; with nowhere
+        else to go the server's own answer passes through; max_retries 0 retries nothing."""
+        up = rtlib.EchoUpstream(model="sim-model")
+        try:
+            r, port = rtlib.start_router(
+                [up.url, self.b], {"balancing": {"busy_backoff": 0, "policy": "round_robin"},
+                                   "config": {"max_retries": 2, "retry_delay": 0.3,
+                                              "failure_threshold": 100}})
+            for code in (502, 504):
+                up.status = code
+                via_up = 0
+                for i in range(4):
+                    n0 = len(up.requests)
+                    t0 = time.time()
+                    (st, hd, js, raw), da, db = self.per_request(lambda: chat(port))
+                    dt = time.time() - t0
+                    tried = len(up.requests) - n0
+                    assert st == 200 and hd["x-upstream-server"] == url(self.b), (code, st, raw)
+                    assert tried <= 1 and db["received"] == 1, (code, tried, db)
+                    if tried:
+                        via_up += 1
+                        assert dt >= 0.28, "retried after %.2fs, retry_delay is 0.3" % dt
+                assert via_up >= 1, "the failing server was never tried"
+            rtlib.stop(r)
+            # Only the failing server serves the model: its 502 reaches the client as it was.
+            up.status = 502
+            r, port = rtlib.start_router([{"url": up.url, "models": ["only-here"]}, self.b],
+                                         {"config": {"max_retries": 3, "retry_delay": 0}})
+            n0 = len(up.requests)
+            st, hd, js, raw = chat(port, "only-here")
+            assert st == 502 and js.get("path") == "/v1/chat/completions", \
+                (st, raw, rtlib.get_json(port, "/health")[1]["servers"], rtlib.log_tail(r))
+            assert len(up.requests) - n0 == 1, "retried on the same server"
+            rtlib.stop(r)
+        finally:
+            up.close()
+        # max_retries 0: a busy answer passes through.
+        r, port = rtlib.start_router([self.a, self.b], {"config": {"max_retries": 0}})
+        try:
+            sim_faults(self.a, busy=503)
+            sim_faults(self.b, busy=503)
+            st, hd, js, raw = chat(port)
+            assert st == 503, (st, raw)
+        finally:
+            self.reset()
+        rtlib.stop(r)
 
     def test_500_and_4xx_pass_through_unretried(self):
         try:

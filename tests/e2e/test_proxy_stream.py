@@ -2,7 +2,7 @@
 # mid-way ends in-band and is not retried, a client that goes away aborts the upstream request at
 # once, and a slow reader does not make the router buffer the stream.
 # ctest-timeout: 120
-# ctest-labels: e2e proxy
+# ctest-labels: proxy
 import json
 import os
 import sys
@@ -73,6 +73,17 @@ class T(rtlib.Case):
         for t in times:
             buckets[round(t, 1)] = buckets.get(round(t, 1), 0) + 1
         assert max(buckets.values()) <= len(times) * 2 // 3, buckets
+
+    def test_http10_client_gets_close_delimited_stream(self):
+        s = rtlib.RawStream(self.port, "/v1/chat/completions",
+                            rtlib.chat_body(stream=True, max_tokens=3), version="1.0")
+        try:
+            assert s.status == 200 and not s.chunked, s.headers
+            assert "content-length" not in s.headers, s.headers
+            evs = [d for t, d in s.events()]
+        finally:
+            s.close()
+        assert evs[-1] == "[DONE]" and len(evs) >= 4, evs
 
     def test_midstream_break_ends_in_band_without_retry(self):
         for p in self.sims:
