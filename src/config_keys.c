@@ -88,8 +88,8 @@ const struct rt_config_key rt_config_keys[] = {
     {"listen.workers", RT_CONFIG_INT, 0, NULL, 0, 256, false, NULL, false, OFF(listen.workers),
      "Event-loop threads; 0 = one per CPU core (flag `--workers`).", "2"},
     {"listen.max_connections", RT_CONFIG_INT, 10000, NULL, 1, 1000000, false, NULL, true,
-     OFF(listen.max_connections), "Client connections open at once; more wait in the kernel's "
-     "accept queue.", "2000"},
+     OFF(listen.max_connections), "Client connections open at once; connections past it are "
+     "closed as soon as they are accepted.", "2000"},
 
     {"balancing.policy", RT_CONFIG_ENUM, 0, "load_score", 0, 0, false, rt_config_policies, true,
      OFF(balancing.policy), "Policy that picks the server (flag `--policy`): `load_score` is the "

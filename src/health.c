@@ -163,8 +163,12 @@ static void publish(struct target *t)
     struct rt_backend *b = t->b;
     window_stats(t);
     rt_backend_set_health_stats(b, &t->st);
-    bool healthy = t->st.consecutive_failures < c->consecutive_failures &&
+    /* The success rate speaks only once the window is full: one slow check among the first
+     * two must not read as "50 % success" and eject a busy server. Until then the streak of
+     * consecutive failures decides alone. */
+    bool rate_ok = t->win_len < c->window_size ||
                    t->st.success_rate + 1e-9 >= c->min_success_rate;
+    bool healthy = t->st.consecutive_failures < c->consecutive_failures && rate_ok;
     bool was = atomic_load(&b->healthy);
     bool first = !atomic_load(&b->checked);
     atomic_store(&b->healthy, healthy);

@@ -4,6 +4,7 @@ latencies it was served, the right counts, and every failure under its kind; --h
 every flag.
 
 When the simulator is built in ('vllm-router sim'), the latency test also runs against it."""
+# ctest-serial
 # ctest-timeout: 240
 # ctest-labels: bench
 import http.server

@@ -2,6 +2,7 @@
 by capacity, every policy name is accepted and behaves as documented (round robin's weighted
 shares, consistent hashing's session affinity, least in-flight avoiding a busy server), and
 requests only go to servers that serve their model."""
+# ctest-serial
 # ctest-timeout: 180
 # ctest-labels: fleet
 import collections

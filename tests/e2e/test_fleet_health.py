@@ -4,6 +4,7 @@ must not eject anyone, busy answers (429/503) that shift load without ejecting, 
 breaker's states, a slow /health that is busy rather than dead, all servers down answered at
 once with 503, and the router's in-flight counts returning to zero after every way a request
 can end."""
+# ctest-serial
 # ctest-timeout: 240
 # ctest-labels: fleet
 import os

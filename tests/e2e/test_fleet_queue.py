@@ -2,6 +2,7 @@
 server is full and are served in arrival order as slots free; past the queue's length or its time
 bound they get 429 with Retry-After; with the queue disabled every request is sent at once to the
 lowest score, over capacity."""
+# ctest-serial
 # ctest-timeout: 180
 # ctest-labels: fleet
 import os

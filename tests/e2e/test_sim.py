@@ -2,6 +2,7 @@
 """End-to-end tests of 'vllm-router sim': every endpoint, vLLM's SSE framing (compared with real
 captured streams when available), the engine model (slots, queue, TTFT, prefix cache), aborts on
 disconnect, each fault by flag and at run time, /metrics through promtool, the CLI."""
+# ctest-serial
 # ctest-timeout: 240
 import http.client
 import json
