@@ -56,7 +56,8 @@ struct lfile {
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t cv;      /* signalled when an entry is queued or on stop */
+    pthread_cond_t cv;      /* signalled for the first entry of a batch, a big queue, or stop */
+    bool writer_idle;       /* the writer sleeps on an empty queue: the next entry wakes it */
     struct entry *head;     /* oldest */
     struct entry *tail;
     size_t bytes;           /* queued bytes (both lines of every entry) */
@@ -420,6 +421,9 @@ static struct entry *dropped_notice(void)
 
 /* Hands <e> to the writer, or writes it to stderr when no writer runs. Never blocks on I/O:
  * when the queue is full the entry is dropped and counted. Takes ownership of <e>. */
+#define LINGER_MS    20           /* how long the writer lets a batch gather */
+#define LINGER_BYTES (256 * 1024) /* or until this much is queued */
+
 static void submit(struct entry *e)
 {
     pthread_mutex_lock(&q.mu);
@@ -442,7 +446,11 @@ static void submit(struct entry *e)
     if (q.dropped == 0 && fits(need)) {
         link_entry(e);
         e = NULL;
-        pthread_cond_signal(&q.cv);
+        /* Wake the writer for the first line of a batch or when much is queued; otherwise it
+         * is already collecting (see writer_main), and a wake per line would cost a context
+         * switch per request on a busy router. */
+        if (q.writer_idle || q.bytes > LINGER_BYTES)
+            pthread_cond_signal(&q.cv);
     } else {
         q.dropped++;
         q.dropped_total++;
@@ -657,8 +665,25 @@ static void *writer_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&q.mu);
     for (;;) {
-        while (q.head == NULL && !q.stopping)
+        while (q.head == NULL && !q.stopping) {
+            q.writer_idle = true;
             pthread_cond_wait(&q.cv, &q.mu);
+            q.writer_idle = false;
+        }
+        if (!q.stopping && q.bytes <= LINGER_BYTES) {
+            /* Let a batch gather for a moment: one wake and a few writes per LINGER_MS
+             * instead of per line. */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += LINGER_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            while (!q.stopping && q.bytes <= LINGER_BYTES &&
+                   pthread_cond_timedwait(&q.cv, &q.mu, &until) == 0)
+                ;
+        }
         if (q.head == NULL && q.stopping) {
             if (q.dropped == 0)
                 break;
