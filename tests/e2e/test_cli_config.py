@@ -32,12 +32,6 @@ def run(args, env=None, cwd=None, timeout=20):
     return p.returncode, p.stdout, p.stderr
 
 
-def run_available():
-    """False while 'run' is the placeholder that says it is not available."""
-    rc, _, err = run(["run", "--help"])
-    return not (rc != 0 and "not available" in err)
-
-
 class CliConfig(rtlib.Case):
     def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix="rt-cli-config-")
@@ -128,18 +122,12 @@ class CliConfig(rtlib.Case):
         assert rc == 1 and "needs a value" in err, err
 
     def test_run_help_mentions_every_flag_and_variable(self):
-        if not run_available():
-            print("skip: 'run' is not available in this build yet")
-            return
         rc, out, err = run(["run", "--help"])
         assert rc == 0, (rc, err)
         for name in FLAGS + ENV_VARS:
             assert name in out, "run --help does not mention %s" % name
 
     def test_run_refuses_broken_config(self):
-        if not run_available():
-            print("skip: 'run' is not available in this build yet")
-            return
         path = os.path.join(DATA, "broken.toml")
         rc, _, err = run(["run", "--console", "--config", path, "--port",
                           str(rtlib.free_port())], timeout=20)
