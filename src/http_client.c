@@ -31,6 +31,7 @@ struct conn {
     enum conn_state state;
     unsigned open_handles;        /* tcp + timer until both close callbacks ran */
     bool reused;                  /* served a request before the current one */
+    bool writing;                 /* the request write is still in flight */
     struct rt_http_client *cur;   /* the request on this connection, or NULL */
     struct rt_buf in;
     size_t last_len;
@@ -422,6 +423,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_written(uv_write_t *w, int status)
 {
     struct conn *k = w->data;
+    k->writing = false;
     if (status < 0 && k->state != C_CLOSED && k->cur)
         fail(k->cur, k, RT_HC_EWRITE);
 }
@@ -438,6 +440,7 @@ static void start_request(struct conn *k)
         fail(c, k, RT_HC_EWRITE);
         return;
     }
+    k->writing = true;
     arm_deadline(k, c->req.first_byte_timeout_ms);
     if (!c->paused)
         uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
@@ -535,6 +538,11 @@ void rt_http_client_resume(struct rt_http_client *c)
         if (k->state == C_BODY && rt_buf_size(&k->in) > 0)
             feed_body(k);
     }
+}
+
+bool rt_http_client_sent(const struct rt_http_client *c)
+{
+    return c->conn && !c->conn->writing;
 }
 
 void rt_http_client_cancel(struct rt_http_client *c)

@@ -77,6 +77,9 @@ int rt_http_pool_send(struct rt_http_pool *pool, const struct rt_http_client_req
 /* Stops reading the response until resumed (the server is then slowed by TCP flow control). */
 void rt_http_client_pause(struct rt_http_client *c);
 void rt_http_client_resume(struct rt_http_client *c);
+/* Whether the whole request has been handed to the kernel: the caller's request buffers are
+ * no longer needed (unless it sends the request again elsewhere). */
+bool rt_http_client_sent(const struct rt_http_client *c);
 /* Aborts: closes the connection at once (that is how vLLM learns to stop generating); no
  * callback runs afterwards. Safe inside a callback of <c>. */
 void rt_http_client_cancel(struct rt_http_client *c);

@@ -281,6 +281,11 @@ static void finish(struct rt_http_conn *c)
 {
     if (!c->ex_live)
         return;
+    if (c->ex._on_end) {
+        rt_http_exchange_fn fn = c->ex._on_end;
+        c->ex._on_end = NULL;
+        fn(&c->ex, c->ex._cb_data);
+    }
     c->ex_live = false;
     c->srv->nactive--;
     if (c->state == ST_CLOSED) {
@@ -309,6 +314,11 @@ static void finish(struct rt_http_conn *c)
     c->head_len = c->raw_len = c->chunk_pos = 0;
     if (!c->in_process)
         process(c);
+}
+
+void rt_http_set_on_end(struct rt_http_exchange *ex, rt_http_exchange_fn on_end)
+{
+    ex->_on_end = on_end;
 }
 
 void rt_http_set_callbacks(struct rt_http_exchange *ex, rt_http_exchange_fn on_abort,
@@ -475,6 +485,12 @@ static void refuse(struct rt_http_conn *c, int status, const char *code, const c
 static void dispatch(struct rt_http_conn *c, struct rt_str body)
 {
     struct rt_http_server *s = c->srv;
+    /* The request stays in <in> while the handler runs, maybe for minutes of streaming: give
+     * back the slack (glibc shrinks in place, so usually nothing moves). */
+    if (c->in.off == 0 && c->in.cap > c->in.len + 512) {
+        c->in.base = rt_realloc(c->in.base, c->in.len);
+        c->in.cap = c->in.len;
+    }
     /* Reading the body may have grown or slid the buffer: the head's slices must point at
      * where the bytes are now, so parse the head again (a few hundred ns, only then). */
     if (rt_buf_data(&c->in) != c->parsed_at) {

@@ -46,6 +46,7 @@ struct rt_http_exchange {
     struct rt_http_conn *_conn;
     rt_http_exchange_fn _on_abort;
     rt_http_exchange_fn _on_drain;
+    rt_http_exchange_fn _on_end;
     void *_cb_data;
     bool _want_drain;
     bool _close_after;
@@ -76,6 +77,11 @@ int rt_http_server_port(const struct rt_http_server *s);
  * the high-water mark has been written out. Either may be NULL. */
 void rt_http_set_callbacks(struct rt_http_exchange *ex, rt_http_exchange_fn on_abort,
                            rt_http_exchange_fn on_drain, void *data);
+
+/* <on_end> runs once when the exchange ends (with the <data> of rt_http_set_callbacks), while
+ * everything in it — head slices, body, bytes_out — is still valid and final; right after,
+ * the connection may move on to the client's next request. */
+void rt_http_set_on_end(struct rt_http_exchange *ex, rt_http_exchange_fn on_end);
 
 /* Whole response: status line, <headers> (zero or more complete "Name: value\r\n" lines, may be
  * NULL), Content-Length and Connection headers added, then <body>. Copies what it must. Ends

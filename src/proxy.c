@@ -257,10 +257,11 @@ static void release_attempt(struct rt_proxy_req *r, enum rt_outcome outcome)
         uv_async_send(&r->w->wake);
 }
 
-/* The access record and the metrics of a finished request. */
-static void record(struct rt_proxy_req *r)
+/* The access record and the metrics of a finished request, taken as the exchange ends (its
+ * slices and byte counts are valid and final only then). */
+static void on_client_end(struct rt_http_exchange *ex, void *data)
 {
-    struct rt_http_exchange *ex = r->ex;
+    struct rt_proxy_req *r = data;
     char method[16], path[512], model[RT_SCAN_STR_CAP];
     snprintf(method, sizeof method, "%.*s", RT_STR_FMT(ex->req.method));
     snprintf(path, sizeof path, "%.*s", RT_STR_FMT(ex->req.path));
@@ -318,11 +319,7 @@ static void finish(struct rt_proxy_req *r)
     r->state = P_DONE;
     uv_timer_stop(&r->timer);
     release_attempt(r, RT_OUTCOME_CANCELLED); /* no-op unless an attempt is still out */
-    if (r->ex) {
-        record(r);
-        r->ex->data = NULL;
-        r->ex = NULL;
-    }
+    r->ex = NULL; /* ended by now: on_client_end has recorded it */
     atomic_fetch_sub(&r->w->active, 1);
     uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }
@@ -471,7 +468,11 @@ static void on_up_head(void *ctx, const struct rt_http_response *res)
     r->responding = true;
     r->ttfb_ns = uv_hrtime();
     rt_http_stream_start(r->ex, st, rt_buf_str(h));
-    rt_buf_reset(h);
+    /* From here on nothing is retried: the buffers of the upstream head and of our response
+     * headers are not needed again. Thousands of long streams make this worth giving back. */
+    rt_buf_free(h);
+    if (r->client && rt_http_client_sent(r->client))
+        rt_buf_free(&r->head);
 }
 
 static void on_up_data(void *ctx, const char *data, size_t len)
@@ -914,6 +915,7 @@ void rt_proxy_start(struct rt_worker *w, struct rt_http_exchange *ex)
     r->timer.data = r;
     ex->data = r;
     rt_http_set_callbacks(ex, on_client_abort, on_client_drain, r);
+    rt_http_set_on_end(ex, on_client_end);
 
     struct rt_str rid = header(ex, "x-request-id");
     if (rid.len > 0 && rid.len < sizeof r->request_id)
