@@ -18,6 +18,8 @@
 #define SSE_HDR  "Content-Type: text/event-stream; charset=utf-8\r\n"
 #define PROM_HDR "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
 
+#define FLUSH_BYTES (64 * 1024) /* a zero-latency stream is written in pieces of about this */
+
 enum sreq_kind {
     SQ_GEN = 0, /* a completion going through the engine */
     SQ_HEALTH,  /* a /health answer delayed by the slow-health fault */
@@ -90,6 +92,7 @@ struct sreq {
     struct rt_sim_resp resp;
     struct rt_buf text;     /* output so far (non-streamed) */
     struct rt_buf out;      /* scratch for one SSE event */
+    struct rt_buf pending;  /* SSE events of this tick, not yet written */
     struct sreq *prev, *next;
 };
 
@@ -155,6 +158,7 @@ static void on_timer_closed(uv_handle_t *h)
     struct sreq *q = h->data;
     rt_buf_free(&q->text);
     rt_buf_free(&q->out);
+    rt_buf_free(&q->pending);
     rt_free(q);
 }
 
@@ -175,12 +179,16 @@ static void release(struct sreq *q)
     }
     rt_buf_free(&q->text);
     rt_buf_free(&q->out);
+    rt_buf_free(&q->pending);
     rt_free(q);
 }
 
 static void on_timer(uv_timer_t *t);
 
-/* Arms <q>'s timer to fire at <due_ns> (uv_hrtime clock). */
+/* Arms <q>'s timer to fire at <due_ns> (uv_hrtime clock), never before it. libuv counts timers
+ * in whole milliseconds of the loop clock, which lags uv_hrtime() by up to a millisecond or more
+ * (it may be a coarse clock), so the timeout is rounded up against the loop clock itself, and
+ * on_timer re-arms in the rare case it still fires early. */
 static void schedule(struct sreq *q, uint64_t due_ns)
 {
     if (!q->timer_on) {
@@ -189,10 +197,10 @@ static void schedule(struct sreq *q, uint64_t due_ns)
         q->timer_on = true;
     }
     q->next_due_ns = due_ns;
-    uint64_t now = uv_hrtime();
-    uint64_t ms = due_ns > now ? (due_ns - now + 500000) / 1000000 : 0;
     uv_update_time(q->s->loop);
-    uv_timer_start(&q->timer, on_timer, ms, 0);
+    uint64_t loop_ms = uv_now(q->s->loop);
+    uint64_t due_ms = (due_ns + 999999) / 1000000;
+    uv_timer_start(&q->timer, on_timer, due_ms > loop_ms ? due_ms - loop_ms : 0, 0);
 }
 
 /* Ends the exchange of <q> with what the client should see at this point. */
@@ -211,11 +219,21 @@ static void end_exchange(struct sreq *q)
 
 /* ---- generation -------------------------------------------------------------------------- */
 
+/* Queues the SSE event built in q->out; flush() sends what is queued in one write, so a tick
+ * (or a whole zero-latency answer) costs one system call rather than one per event. */
 static void send_event(struct sreq *q)
 {
-    rt_http_stream_write(q->ex, rt_buf_data(&q->out), rt_buf_size(&q->out));
+    rt_buf_append(&q->pending, rt_buf_data(&q->out), rt_buf_size(&q->out), (size_t)-1);
     rt_buf_reset(&q->out);
     q->chunks++;
+}
+
+static void flush(struct sreq *q)
+{
+    if (rt_buf_size(&q->pending) == 0)
+        return;
+    rt_http_stream_write(q->ex, rt_buf_data(&q->pending), rt_buf_size(&q->pending));
+    rt_buf_reset(&q->pending);
 }
 
 /* The drop fault: true (and the connection closed) once <drop_after> events went out. */
@@ -225,6 +243,7 @@ static bool maybe_drop(struct sreq *q)
     if (n < 0 || q->chunks < (unsigned)n)
         return false;
     q->s->cnt.dropped++;
+    flush(q);
     struct rt_http_exchange *ex = q->ex;
     q->ex = NULL;
     rt_http_abort(ex);
@@ -252,6 +271,7 @@ static void complete(struct sreq *q)
         }
         rt_sim_sse_done(&q->out);
         send_event(q);
+        flush(q);
         struct rt_http_exchange *ex = q->ex;
         q->ex = NULL;
         rt_http_set_callbacks(ex, NULL, NULL, NULL);
@@ -307,13 +327,25 @@ static void advance(struct sreq *q)
         if (last)
             continue; /* the end follows the last token at once */
         uint64_t itl = rt_sim_engine_itl_ns(&s->engine);
-        uint64_t due = (first ? now : q->next_due_ns) + itl;
-        if (q->stream && rt_http_congested(q->ex)) {
-            q->waiting_drain = true;
-            q->next_due_ns = due;
-            return;
+        uint64_t due = now;
+        if (itl == 0) {
+            /* No latency: the whole answer goes out now, written in large pieces. */
+            if (!q->stream || rt_buf_size(&q->pending) < FLUSH_BYTES)
+                continue;
+        } else {
+            /* One token per tick: a late timer delays the rest of the answer, as a slow engine
+             * step would, rather than bursting tokens to catch up. */
+            due = rt_sim_next_token_due(first ? now : q->next_due_ns, now, itl);
         }
-        if (itl == 0 || due <= now)
+        if (q->stream) {
+            flush(q);
+            if (rt_http_congested(q->ex)) {
+                q->waiting_drain = true;
+                q->next_due_ns = due;
+                return;
+            }
+        }
+        if (itl == 0)
             continue;
         schedule(q, due);
         return;
@@ -323,6 +355,10 @@ static void advance(struct sreq *q)
 static void on_timer(uv_timer_t *t)
 {
     struct sreq *q = t->data;
+    if (uv_hrtime() < q->next_due_ns) {
+        schedule(q, q->next_due_ns); /* fired early by the loop clock's rounding */
+        return;
+    }
     if (q->kind == SQ_HEALTH) {
         struct rt_http_exchange *ex = q->ex;
         q->ex = NULL;
