@@ -82,6 +82,8 @@ struct sreq {
     uv_timer_t timer;
     bool timer_on;          /* timer initialised: free in its close callback */
     bool waiting_drain;
+    bool in_write;          /* inside an HTTP write: on_abort must not free us */
+    bool abort_seen;        /* the client went away during that write */
     bool stream;
     bool include_usage;
     enum rt_sim_finish finish; /* how it ends when all tokens are out */
@@ -228,12 +230,36 @@ static void send_event(struct sreq *q)
     q->chunks++;
 }
 
-static void flush(struct sreq *q)
+static void abort_now(struct sreq *q);
+
+/* A write that fails at once closes the connection and runs on_abort from inside the call;
+ * q->in_write makes on_abort leave <q> alone, and this ends it once the call returned. True
+ * when <q> is gone. */
+static bool gone_after_write(struct sreq *q)
+{
+    q->in_write = false;
+    if (!q->abort_seen)
+        return false;
+    abort_now(q);
+    return true;
+}
+
+static bool stream_start(struct sreq *q)
+{
+    q->in_write = true;
+    rt_http_stream_start(q->ex, 200, RT_STR_LIT(SSE_HDR));
+    return gone_after_write(q);
+}
+
+/* Writes the queued events; true when the write failed and <q> is gone. */
+static bool flush(struct sreq *q)
 {
     if (rt_buf_size(&q->pending) == 0)
-        return;
+        return false;
+    q->in_write = true;
     rt_http_stream_write(q->ex, rt_buf_data(&q->pending), rt_buf_size(&q->pending));
     rt_buf_reset(&q->pending);
+    return gone_after_write(q);
 }
 
 /* The drop fault: true (and the connection closed) once <drop_after> events went out. */
@@ -243,7 +269,8 @@ static bool maybe_drop(struct sreq *q)
     if (n < 0 || q->chunks < (unsigned)n)
         return false;
     q->s->cnt.dropped++;
-    flush(q);
+    if (flush(q))
+        return true;
     struct rt_http_exchange *ex = q->ex;
     q->ex = NULL;
     rt_http_abort(ex);
@@ -271,7 +298,8 @@ static void complete(struct sreq *q)
         }
         rt_sim_sse_done(&q->out);
         send_event(q);
-        flush(q);
+        if (flush(q))
+            return;
         struct rt_http_exchange *ex = q->ex;
         q->ex = NULL;
         rt_http_set_callbacks(ex, NULL, NULL, NULL);
@@ -306,14 +334,13 @@ static void advance(struct sreq *q)
         rt_sim_engine_token(&s->engine, &q->er, now);
         bool last = q->er.generated >= q->target;
         if (q->stream) {
+            if (first && stream_start(q))
+                return;
             if (first && q->resp.api == RT_SIM_API_CHAT) {
-                rt_http_stream_start(q->ex, 200, RT_STR_LIT(SSE_HDR));
                 rt_sim_sse_role(&q->out, &q->resp);
                 send_event(q);
                 if (maybe_drop(q))
                     return;
-            } else if (first) {
-                rt_http_stream_start(q->ex, 200, RT_STR_LIT(SSE_HDR));
             }
             const char *fin = last && q->resp.api == RT_SIM_API_TEXT ? rt_sim_finish_name(q->finish)
                                                                        : NULL;
@@ -338,7 +365,8 @@ static void advance(struct sreq *q)
             due = rt_sim_next_token_due(first ? now : q->next_due_ns, now, itl);
         }
         if (q->stream) {
-            flush(q);
+            if (flush(q))
+                return;
             if (rt_http_congested(q->ex)) {
                 q->waiting_drain = true;
                 q->next_due_ns = due;
@@ -383,16 +411,24 @@ static void on_drain(struct rt_http_exchange *ex, void *data)
         advance(q);
 }
 
-static void on_abort(struct rt_http_exchange *ex, void *data)
+static void abort_now(struct sreq *q)
 {
-    struct sreq *q = data;
-    (void)ex;
     if (q->kind == SQ_GEN) {
         q->s->cnt.aborted++;
         rt_sim_engine_finish(&q->s->engine, &q->er, RT_SIM_FINISH_ABORT, uv_hrtime());
     }
     end_exchange(q);
     release(q);
+}
+
+static void on_abort(struct rt_http_exchange *ex, void *data)
+{
+    struct sreq *q = data;
+    (void)ex;
+    if (q->in_write)
+        q->abort_seen = true; /* the writer ends it (gone_after_write) */
+    else
+        abort_now(q);
 }
 
 /* A request promoted from the waiting queue: prefill starts now. */

@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -536,6 +537,27 @@ class SimTest(rtlib.Case):
         assert len(chunks) == 20000 + 1, len(chunks)
         assert chunks[-2]["choices"][0]["finish_reason"] == "length"
         assert chunks[-1]["usage"]["completion_tokens"] == 20000
+
+    def test_client_reset_during_write(self):
+        """Clients that send a request and reset the connection at once make the sim's first write
+        fail inside the call (the abort runs from within it): the sim must survive that, streamed
+        or not, and count the requests as aborted."""
+        p, (port,) = start_sim()
+        for i in range(100):
+            stream_it = i % 4 != 3
+            body = json.dumps(chat("reset %d" % i, max_tokens=50, stream=stream_it)).encode()
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body))
+            s.close()
+        wait_for(lambda: state(port)["received"] == 100, what="all 100 requests seen")
+        st = state(port)
+        assert p.poll() is None, "the sim died"
+        assert st["running"] == 0 and st["completed"] + st["aborted"] == 100, st
+        st2, _, body, _ = rtlib.post_json(port, "/v1/chat/completions", chat("still fine"))
+        assert st2 == 200 and body["usage"]["completion_tokens"] == 16, body
+        rtlib.stop(p)
 
     # ---- metrics, CLI -----------------------------------------------------------------------
     def test_promtool_and_v0(self):
