@@ -325,6 +325,14 @@ uint64_t rt_sim_engine_itl_ns(const struct rt_sim_engine *e)
     return (uint64_t)((double)e->conf.itl_ns * (1.0 + e->conf.itl_batch_factor * batch));
 }
 
+uint64_t rt_sim_next_token_due(uint64_t prev_due_ns, uint64_t now_ns, uint64_t itl_ns)
+{
+    uint64_t slack = itl_ns / 10 < 2000000 ? itl_ns / 10 : 2000000;
+    uint64_t by_schedule = prev_due_ns + itl_ns;
+    uint64_t by_emission = now_ns + itl_ns - slack;
+    return by_schedule > by_emission ? by_schedule : by_emission;
+}
+
 void rt_sim_engine_token(struct rt_sim_engine *e, struct rt_sim_req *r, uint64_t now_ns)
 {
     if (r->state != RT_SIM_REQ_RUNNING)

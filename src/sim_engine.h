@@ -146,6 +146,14 @@ int rt_sim_engine_submit(struct rt_sim_engine *e, struct rt_sim_req *r, struct r
                          uint64_t now_ns);
 /* The latency until the next token of a running request, given the current batch. */
 uint64_t rt_sim_engine_itl_ns(const struct rt_sim_engine *e);
+/* When the next token of a request is due, given when its previous token was due
+ * (<prev_due_ns>; for the first token, when it went out), when that token actually went out
+ * (<now_ns>, >= prev_due_ns) and the inter-token latency <itl_ns>. Both bounds hold: one ITL
+ * after the previous due time, so an answer never takes less than TTFT + (n - 1) x ITL however
+ * late its timers fire; and one ITL less a slack of min(ITL / 10, 2 ms) after the actual
+ * emission, so a late tick delays the tokens after it instead of bunching them, while the
+ * millisecond rounding of every timer does not add up over a long answer. */
+uint64_t rt_sim_next_token_due(uint64_t prev_due_ns, uint64_t now_ns, uint64_t itl_ns);
 /* Records one generated token of running request <r> at <now_ns>. */
 void rt_sim_engine_token(struct rt_sim_engine *e, struct rt_sim_req *r, uint64_t now_ns);
 /* Ends <r> (waiting or running) with <reason>, frees its slot and KV, records its latencies,

@@ -18,6 +18,8 @@
 #define SSE_HDR  "Content-Type: text/event-stream; charset=utf-8\r\n"
 #define PROM_HDR "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
 
+#define FLUSH_BYTES (64 * 1024) /* a zero-latency stream is written in pieces of about this */
+
 enum sreq_kind {
     SQ_GEN = 0, /* a completion going through the engine */
     SQ_HEALTH,  /* a /health answer delayed by the slow-health fault */
@@ -80,6 +82,8 @@ struct sreq {
     uv_timer_t timer;
     bool timer_on;          /* timer initialised: free in its close callback */
     bool waiting_drain;
+    bool in_write;          /* inside an HTTP write: on_abort must not free us */
+    bool abort_seen;        /* the client went away during that write */
     bool stream;
     bool include_usage;
     enum rt_sim_finish finish; /* how it ends when all tokens are out */
@@ -90,6 +94,7 @@ struct sreq {
     struct rt_sim_resp resp;
     struct rt_buf text;     /* output so far (non-streamed) */
     struct rt_buf out;      /* scratch for one SSE event */
+    struct rt_buf pending;  /* SSE events of this tick, not yet written */
     struct sreq *prev, *next;
 };
 
@@ -155,6 +160,7 @@ static void on_timer_closed(uv_handle_t *h)
     struct sreq *q = h->data;
     rt_buf_free(&q->text);
     rt_buf_free(&q->out);
+    rt_buf_free(&q->pending);
     rt_free(q);
 }
 
@@ -175,12 +181,16 @@ static void release(struct sreq *q)
     }
     rt_buf_free(&q->text);
     rt_buf_free(&q->out);
+    rt_buf_free(&q->pending);
     rt_free(q);
 }
 
 static void on_timer(uv_timer_t *t);
 
-/* Arms <q>'s timer to fire at <due_ns> (uv_hrtime clock). */
+/* Arms <q>'s timer to fire at <due_ns> (uv_hrtime clock), never before it. libuv counts timers
+ * in whole milliseconds of the loop clock, which lags uv_hrtime() by up to a millisecond or more
+ * (it may be a coarse clock), so the timeout is rounded up against the loop clock itself, and
+ * on_timer re-arms in the rare case it still fires early. */
 static void schedule(struct sreq *q, uint64_t due_ns)
 {
     if (!q->timer_on) {
@@ -189,10 +199,10 @@ static void schedule(struct sreq *q, uint64_t due_ns)
         q->timer_on = true;
     }
     q->next_due_ns = due_ns;
-    uint64_t now = uv_hrtime();
-    uint64_t ms = due_ns > now ? (due_ns - now + 500000) / 1000000 : 0;
     uv_update_time(q->s->loop);
-    uv_timer_start(&q->timer, on_timer, ms, 0);
+    uint64_t loop_ms = uv_now(q->s->loop);
+    uint64_t due_ms = (due_ns + 999999) / 1000000;
+    uv_timer_start(&q->timer, on_timer, due_ms > loop_ms ? due_ms - loop_ms : 0, 0);
 }
 
 /* Ends the exchange of <q> with what the client should see at this point. */
@@ -211,11 +221,45 @@ static void end_exchange(struct sreq *q)
 
 /* ---- generation -------------------------------------------------------------------------- */
 
+/* Queues the SSE event built in q->out; flush() sends what is queued in one write, so a tick
+ * (or a whole zero-latency answer) costs one system call rather than one per event. */
 static void send_event(struct sreq *q)
 {
-    rt_http_stream_write(q->ex, rt_buf_data(&q->out), rt_buf_size(&q->out));
+    rt_buf_append(&q->pending, rt_buf_data(&q->out), rt_buf_size(&q->out), (size_t)-1);
     rt_buf_reset(&q->out);
     q->chunks++;
+}
+
+static void abort_now(struct sreq *q);
+
+/* A write that fails at once closes the connection and runs on_abort from inside the call;
+ * q->in_write makes on_abort leave <q> alone, and this ends it once the call returned. True
+ * when <q> is gone. */
+static bool gone_after_write(struct sreq *q)
+{
+    q->in_write = false;
+    if (!q->abort_seen)
+        return false;
+    abort_now(q);
+    return true;
+}
+
+static bool stream_start(struct sreq *q)
+{
+    q->in_write = true;
+    rt_http_stream_start(q->ex, 200, RT_STR_LIT(SSE_HDR));
+    return gone_after_write(q);
+}
+
+/* Writes the queued events; true when the write failed and <q> is gone. */
+static bool flush(struct sreq *q)
+{
+    if (rt_buf_size(&q->pending) == 0)
+        return false;
+    q->in_write = true;
+    rt_http_stream_write(q->ex, rt_buf_data(&q->pending), rt_buf_size(&q->pending));
+    rt_buf_reset(&q->pending);
+    return gone_after_write(q);
 }
 
 /* The drop fault: true (and the connection closed) once <drop_after> events went out. */
@@ -225,6 +269,8 @@ static bool maybe_drop(struct sreq *q)
     if (n < 0 || q->chunks < (unsigned)n)
         return false;
     q->s->cnt.dropped++;
+    if (flush(q))
+        return true;
     struct rt_http_exchange *ex = q->ex;
     q->ex = NULL;
     rt_http_abort(ex);
@@ -252,6 +298,8 @@ static void complete(struct sreq *q)
         }
         rt_sim_sse_done(&q->out);
         send_event(q);
+        if (flush(q))
+            return;
         struct rt_http_exchange *ex = q->ex;
         q->ex = NULL;
         rt_http_set_callbacks(ex, NULL, NULL, NULL);
@@ -286,14 +334,13 @@ static void advance(struct sreq *q)
         rt_sim_engine_token(&s->engine, &q->er, now);
         bool last = q->er.generated >= q->target;
         if (q->stream) {
+            if (first && stream_start(q))
+                return;
             if (first && q->resp.api == RT_SIM_API_CHAT) {
-                rt_http_stream_start(q->ex, 200, RT_STR_LIT(SSE_HDR));
                 rt_sim_sse_role(&q->out, &q->resp);
                 send_event(q);
                 if (maybe_drop(q))
                     return;
-            } else if (first) {
-                rt_http_stream_start(q->ex, 200, RT_STR_LIT(SSE_HDR));
             }
             const char *fin = last && q->resp.api == RT_SIM_API_TEXT ? rt_sim_finish_name(q->finish)
                                                                        : NULL;
@@ -307,13 +354,26 @@ static void advance(struct sreq *q)
         if (last)
             continue; /* the end follows the last token at once */
         uint64_t itl = rt_sim_engine_itl_ns(&s->engine);
-        uint64_t due = (first ? now : q->next_due_ns) + itl;
-        if (q->stream && rt_http_congested(q->ex)) {
-            q->waiting_drain = true;
-            q->next_due_ns = due;
-            return;
+        uint64_t due = now;
+        if (itl == 0) {
+            /* No latency: the whole answer goes out now, written in large pieces. */
+            if (!q->stream || rt_buf_size(&q->pending) < FLUSH_BYTES)
+                continue;
+        } else {
+            /* One token per tick: a late timer delays the rest of the answer, as a slow engine
+             * step would, rather than bursting tokens to catch up. */
+            due = rt_sim_next_token_due(first ? now : q->next_due_ns, now, itl);
         }
-        if (itl == 0 || due <= now)
+        if (q->stream) {
+            if (flush(q))
+                return;
+            if (rt_http_congested(q->ex)) {
+                q->waiting_drain = true;
+                q->next_due_ns = due;
+                return;
+            }
+        }
+        if (itl == 0)
             continue;
         schedule(q, due);
         return;
@@ -323,6 +383,10 @@ static void advance(struct sreq *q)
 static void on_timer(uv_timer_t *t)
 {
     struct sreq *q = t->data;
+    if (uv_hrtime() < q->next_due_ns) {
+        schedule(q, q->next_due_ns); /* fired early by the loop clock's rounding */
+        return;
+    }
     if (q->kind == SQ_HEALTH) {
         struct rt_http_exchange *ex = q->ex;
         q->ex = NULL;
@@ -347,16 +411,24 @@ static void on_drain(struct rt_http_exchange *ex, void *data)
         advance(q);
 }
 
-static void on_abort(struct rt_http_exchange *ex, void *data)
+static void abort_now(struct sreq *q)
 {
-    struct sreq *q = data;
-    (void)ex;
     if (q->kind == SQ_GEN) {
         q->s->cnt.aborted++;
         rt_sim_engine_finish(&q->s->engine, &q->er, RT_SIM_FINISH_ABORT, uv_hrtime());
     }
     end_exchange(q);
     release(q);
+}
+
+static void on_abort(struct rt_http_exchange *ex, void *data)
+{
+    struct sreq *q = data;
+    (void)ex;
+    if (q->in_write)
+        q->abort_seen = true; /* the writer ends it (gone_after_write) */
+    else
+        abort_now(q);
 }
 
 /* A request promoted from the waiting queue: prefill starts now. */

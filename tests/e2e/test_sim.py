@@ -9,7 +9,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -421,6 +423,141 @@ class SimTest(rtlib.Case):
         assert st == 200 and cfg["ttft_ms"] == 150, cfg
         _, _, evs = stream(port, "/v1/chat/completions", chat("x", max_tokens=1, stream=True))
         assert evs[1][0] >= 0.14, evs
+        rtlib.stop(p)
+
+    def test_token_timing_never_early(self):
+        """Every answer takes at least TTFT + (n - 1) x ITL even when the sim's timers fire late
+        (here: the process is stopped for 0.25 s mid-answer, as an overloaded machine would):
+        late tokens delay the rest, they never come in a burst to catch up."""
+        itl, n = 0.020, 30
+        p, (port,) = start_sim("--itl-ms", "20", "--output-len", "100000")
+
+        def one(i, out):
+            stream_it = i % 2 == 0
+            path = "/v1/completions" if i % 3 else "/v1/chat/completions"
+            body = ({"prompt": "timing %d" % i} if i % 3 else
+                    {"messages": [{"role": "user", "content": "timing %d" % i}]})
+            body.update(model="sim-model", max_tokens=n, stream=stream_it)
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            t0 = time.monotonic()
+            c.request("POST", path, body=json.dumps(body),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            times, buf = [], b""
+            if not stream_it:
+                answer = json.loads(r.read())
+                assert answer["usage"]["completion_tokens"] == n, answer
+            while stream_it:
+                d = r.read1(65536)
+                if not d:
+                    break
+                now = time.monotonic() - t0
+                buf += d
+                while b"\n\n" in buf:  # one SSE event
+                    ev, buf = buf.split(b"\n\n", 1)
+                    payload = ev[6:]
+                    if payload != b"[DONE]":
+                        ch = json.loads(payload)["choices"]
+                        if ch and (ch[0].get("text") or ch[0].get("delta", {}).get("content")):
+                            times.append(now)
+            c.close()
+            out[i] = (stream_it, time.monotonic() - t0, times)
+
+        def round_(stall):
+            out = {}
+            ts = [threading.Thread(target=one, args=(i, out)) for i in range(5)]
+            for t in ts:
+                t.start()
+            if stall:
+                time.sleep(0.15)
+                os.kill(p.pid, signal.SIGSTOP)
+                try:
+                    time.sleep(0.25)
+                finally:
+                    os.kill(p.pid, signal.SIGCONT)
+            for t in ts:
+                t.join(30)
+            assert len(out) == 5, out
+            for i, (streamed, took, times) in out.items():
+                assert took >= (n - 1) * itl, (i, streamed, took)
+                if streamed:
+                    assert len(times) == n, (i, len(times))
+                    # Token k cannot be seen before k ITLs after the request was sent.
+                    early = [(k, t) for k, t in enumerate(times) if t < k * itl - 0.001]
+                    assert not early, (i, early)
+            return out
+
+        before = metrics(port)
+        round_(stall=True)
+        page = metrics(port)
+        # The sim's own record of the gaps between tokens: none below 10 ms (they are all at least
+        # ITL less a 2 ms slack), including after the stall.
+        assert metric(page, "vllm:inter_token_latency_seconds_count") == 5 * (n - 1), page
+        assert metric(page, "vllm:inter_token_latency_seconds_bucket", le="0.01") == 0, page
+        sum0 = metric(page, "vllm:inter_token_latency_seconds_sum")
+        round_(stall=False)
+        page = metrics(port)
+        assert metric(page, "vllm:inter_token_latency_seconds_bucket", le="0.01") == 0, page
+        # Without a stall the pace stays close to the ITL asked for (timer rounding does not
+        # accumulate); generous bound for a loaded machine.
+        mean = (metric(page, "vllm:inter_token_latency_seconds_sum") - sum0) / (5 * (n - 1))
+        assert itl <= mean < itl * 1.5, mean
+        assert before and state(port)["completed"] == 10
+        rtlib.stop(p)
+
+    def test_zero_latency_long_stream(self):
+        """A zero-latency stream larger than one write goes out whole, in order, with backpressure
+        (the client reads slowly at first)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        body = json.dumps({"model": "sim-model", "prompt": "long", "max_tokens": 20000,
+                           "ignore_eos": True, "stream": True,
+                           "stream_options": {"include_usage": True}}).encode()
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(0.3)
+        data = b""
+        while not data.endswith(b"0\r\n\r\n"):
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            data += d
+        s.close()
+        head, _, chunked = data.partition(b"\r\n\r\n")
+        assert b"Transfer-Encoding: chunked" in head, head
+        payload, rest = b"", chunked
+        while True:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0:
+                break
+            payload += rest[:size]
+            rest = rest[size + 2:]
+        evs = rtlib.sse_events(payload)
+        assert evs[-1] == "[DONE]", evs[-3:]
+        chunks = [json.loads(e) for e in evs[:-1]]
+        assert len(chunks) == 20000 + 1, len(chunks)
+        assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+        assert chunks[-1]["usage"]["completion_tokens"] == 20000
+
+    def test_client_reset_during_write(self):
+        """Clients that send a request and reset the connection at once make the sim's first write
+        fail inside the call (the abort runs from within it): the sim must survive that, streamed
+        or not, and count the requests as aborted."""
+        p, (port,) = start_sim()
+        for i in range(100):
+            stream_it = i % 4 != 3
+            body = json.dumps(chat("reset %d" % i, max_tokens=50, stream=stream_it)).encode()
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body))
+            s.close()
+        wait_for(lambda: state(port)["received"] == 100, what="all 100 requests seen")
+        st = state(port)
+        assert p.poll() is None, "the sim died"
+        assert st["running"] == 0 and st["completed"] + st["aborted"] == 100, st
+        st2, _, body, _ = rtlib.post_json(port, "/v1/chat/completions", chat("still fine"))
+        assert st2 == 200 and body["usage"]["completion_tokens"] == 16, body
         rtlib.stop(p)
 
     # ---- metrics, CLI -----------------------------------------------------------------------

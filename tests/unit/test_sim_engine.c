@@ -196,12 +196,41 @@ static void token_buckets_follow_context(void **state)
     rt_sim_engine_free(&e);
 }
 
+/* Token pacing: one token per tick, never ahead of TTFT + k x ITL, no bursts after a late tick. */
+static void token_pacing(void **state)
+{
+    (void)state;
+    const uint64_t ms = 1000000, itl = 20 * ms;
+    /* On time: the schedule is one ITL per token. */
+    assert_int_equal(rt_sim_next_token_due(100 * ms, 100 * ms, itl), 120 * ms);
+    /* Late by less than the slack (2 ms at 20 ms): the schedule absorbs timer rounding. */
+    assert_int_equal(rt_sim_next_token_due(100 * ms, 101 * ms, itl), 120 * ms);
+    /* Late by much more: the next token waits a full ITL less the slack after this one, it is
+     * not due at once (that would burst the rest of the answer). */
+    assert_int_equal(rt_sim_next_token_due(100 * ms, 400 * ms, itl), 418 * ms);
+    /* Small ITLs: the slack is a tenth of it. */
+    assert_int_equal(rt_sim_next_token_due(0, 50 * ms, 5 * ms), 54500000);
+    assert_int_equal(rt_sim_next_token_due(7, 7, 0), 7);
+    /* Whatever the lateness of each tick, token k is due no sooner than k ITLs after the first
+     * and no two are closer than ITL - slack. */
+    uint64_t first = 1000 * ms, due = first, now = first, prev_out = first;
+    uint64_t lateness[] = {0, 3 * ms, 500 * ms, 1, 0, 25 * ms, 2 * ms, 0, 0, 90 * ms};
+    for (unsigned k = 1; k < 200; k++) {
+        due = rt_sim_next_token_due(k == 1 ? now : due, now, itl);
+        now = due + lateness[k % 10];
+        assert_true(now >= first + k * itl);
+        assert_true(now - prev_out >= itl - 2 * ms);
+        prev_out = now;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(token_rule),
         cmocka_unit_test(slots_queue_and_bound),
         cmocka_unit_test(ttft_and_itl),
+        cmocka_unit_test(token_pacing),
         cmocka_unit_test(prefix_cache_hits),
         cmocka_unit_test(prefix_cache_lru_evicts),
         cmocka_unit_test(kv_cache_gates_admission),
