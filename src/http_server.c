@@ -301,8 +301,8 @@ static void finish(struct rt_http_conn *c)
     /* Drop this request's bytes; what the client sent meanwhile becomes the input. A buffer
      * that grew for a large body is given back rather than kept for an idle connection. */
     rt_buf_consume(&c->in, c->raw_len);
-    if (c->in.cap > 64 * 1024 && rt_buf_size(&c->in) == 0)
-        rt_buf_free(&c->in);
+    if (c->in.cap > 4 * 1024 * 1024 && rt_buf_size(&c->in) == 0)
+        rt_buf_free(&c->in); /* up to 4 MiB stays for the next large prompt on this client */
     if (rt_buf_size(&c->pending) > 0) {
         rt_buf_append(&c->in, rt_buf_data(&c->pending), rt_buf_size(&c->pending), (size_t)-1);
         rt_buf_reset(&c->pending);
@@ -486,8 +486,9 @@ static void dispatch(struct rt_http_conn *c, struct rt_str body)
 {
     struct rt_http_server *s = c->srv;
     /* The request stays in <in> while the handler runs, maybe for minutes of streaming: give
-     * back the slack (glibc shrinks in place, so usually nothing moves). */
-    if (c->in.off == 0 && c->in.cap > c->in.len + 512) {
+     * back the slack of small requests (glibc shrinks in place, so usually nothing moves);
+     * a large buffer is kept for the next large prompt, as re-faulting it in costs more. */
+    if (c->in.off == 0 && c->in.cap > c->in.len + 512 && c->in.cap <= 64 * 1024) {
         c->in.base = rt_realloc(c->in.base, c->in.len);
         c->in.cap = c->in.len;
     }
