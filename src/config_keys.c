@@ -74,7 +74,8 @@ const struct rt_config_key rt_config_keys[] = {
      "60"},
     {"config.request_timeout", RT_CONFIG_DURATION, 120, NULL, 0.1, DAY, false, NULL, true,
      OFF(config.request_timeout), "Seconds a request may wait for the first byte of the "
-     "server's response, retries included (504 past it).", "300"},
+     "server's response, retries included (504 past it); counted from its first dispatch, "
+     "so time in the admission queue (bounded by queue.max_wait) is not part of it.", "300"},
     {"config.max_retries", RT_CONFIG_INT, 3, NULL, 0, 100, false, NULL, true,
      OFF(config.max_retries), "How many other servers a request that failed before any byte "
      "reached the client is retried on.", "1"},

@@ -163,11 +163,14 @@ static void publish(struct target *t)
     struct rt_backend *b = t->b;
     window_stats(t);
     rt_backend_set_health_stats(b, &t->st);
-    /* The success rate speaks only once the window is full: one slow check among the first
-     * two must not read as "50 % success" and eject a busy server. Until then the streak of
-     * consecutive failures decides alone. */
-    bool rate_ok = t->win_len < c->window_size ||
-                   t->st.success_rate + 1e-9 >= c->min_success_rate;
+    /* The success rate speaks in full only once the window is: one slow check among the
+     * first two must not read as "50 % success" and eject a busy server. Until then a server
+     * needs one passing check in its window (a dead one never gets it) and the streak of
+     * consecutive failures decides the rest. */
+    bool any_pass = t->win_len == 0 || t->st.success_rate > 0;
+    bool rate_ok = t->win_len < c->window_size
+                       ? any_pass
+                       : t->st.success_rate + 1e-9 >= c->min_success_rate;
     bool healthy = t->st.consecutive_failures < c->consecutive_failures && rate_ok;
     bool was = atomic_load(&b->healthy);
     bool first = !atomic_load(&b->checked);

@@ -601,6 +601,8 @@ static void send_attempt(struct rt_proxy_req *r, struct rt_backend *b)
 {
     const struct rt_config *c = r->set->cfg;
     r->b = b; /* the slot and the reference are ours now */
+    if (r->attempts == 0) /* request_timeout runs from the first dispatch, not the queue */
+        r->deadline_ms = rt_now_ms() + (uint64_t)(c->config.request_timeout * 1000);
     r->attempts++;
     if (r->ntried < MAX_TRIED)
         r->tried[r->ntried++] = b->id;
