@@ -101,7 +101,7 @@ def toml(v):
 
 # Short intervals so that failures show within a second or two.
 BASE = {
-    "config": {"health_check_interval": 0.5, "health_check_timeout": 0.5,
+    "config": {"health_check_interval": 0.5, "health_check_timeout": 1.5,
                "health_check_consecutive_failures": 2, "config_reload_interval": 0},
     "balancing": {"scrape_interval": 0.5},
 }
