@@ -5,6 +5,7 @@
  * only to link the entry into the queue. Only the writer thread touches the files. The lifecycle
  * (open/close) is serialised by <life_mu>, so close may race with loggers but not with open. */
 #include "log.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -177,38 +178,6 @@ static void timestamps(char *human, char *iso)
     snprintf(iso + n, 32 - n, ".%03dZ", ms);
 }
 
-/* Length of the well-formed UTF-8 sequence starting at <p> (at most <n> bytes), or 0 when the
- * bytes there are not one (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xf4)
-            hi = 0x8f; /* past U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return len;
-}
-
 /* Appends <s> for a human line: control bytes become escapes so one record stays one line, and
  * bytes that are not UTF-8 become \xNN so the file stays readable text. */
 static void put_human(struct rt_buf *b, struct rt_str s)
@@ -221,7 +190,7 @@ static void put_human(struct rt_buf *b, struct rt_str s)
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
         if (c >= 0x80) {
-            size_t n = utf8_seq((const unsigned char *)s.ptr + i, s.len - i);
+            size_t n = rt_utf8_seq((const unsigned char *)s.ptr + i, s.len - i);
             if (n > 0) {
                 memcpy(o, s.ptr + i, n);
                 o += n;
@@ -263,7 +232,7 @@ static void put_json(struct rt_buf *b, struct rt_str s)
     for (size_t i = 0; i < s.len;) {
         unsigned char c = p[i];
         if (c >= 0x80) {
-            size_t n = utf8_seq(p + i, s.len - i);
+            size_t n = rt_utf8_seq(p + i, s.len - i);
             if (n == 0) {
                 memcpy(o, "\\ufffd", 6);
                 o += 6;

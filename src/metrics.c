@@ -1,6 +1,7 @@
 /* The router's own Prometheus metrics: sharded counters and histograms, merged into the /metrics
  * page on read (see metrics.h). */
 #include "metrics.h"
+#include "utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -85,36 +86,6 @@ static struct {
 
 static const struct rt_str OTHER = {"other", 5};
 
-/* Length of the valid UTF-8 sequence at <s> (<n> bytes left), 0 when invalid (overlong forms,
- * surrogates and values past U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned lo = 0x80, hi = 0xbf;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        lo = c == 0xe0 ? 0xa0 : 0x80;
-        hi = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        lo = c == 0xf0 ? 0x90 : 0x80;
-        hi = c == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < len; k++)
-        if (s[k] < 0x80 || s[k] > 0xbf)
-            return 0;
-    return len;
-}
-
 /* Copies <v> into <out> (<cap> bytes) as a label value that the writer renders one to one:
  * invalid UTF-8 bytes and control bytes other than tab and newline become U+FFFD (which is what
  * rt_prom_write_label_value would print for them anyway). Doing it here rather than only at
@@ -140,7 +111,7 @@ static struct rt_str clean(struct rt_str v, char *out, size_t cap)
             continue;
         }
         const char *src = v.ptr + i;
-        size_t n = utf8_seq(s + i, v.len - i), adv = n;
+        size_t n = rt_utf8_seq(s + i, v.len - i), adv = n;
         if (n == 0 || (s[i] < 0x20 && s[i] != '\t' && s[i] != '\n') || s[i] == 0x7f) {
             src = repl;
             n = 3;

@@ -1,5 +1,6 @@
 /* Strict zero-copy parser of the Prometheus text exposition format 0.0.4 (see prom_text.h). */
 #include "prom_text.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -41,40 +42,6 @@ static bool at_end(const struct cur *c)
     return c->i >= c->n;
 }
 
-/* Length of the valid UTF-8 sequence starting at <s> (at most <n> bytes), or 0 when invalid:
- * overlong forms, surrogates and code points past U+10FFFF are refused, as Go's utf8 does. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xf4)
-            hi = 0x8f; /* past U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < len; k++)
-        if (s[k] < 0x80 || s[k] > 0xbf)
-            return 0;
-    return len;
-}
-
 /* Checks free text (comments, HELP text, label values): tab or printable ASCII or valid UTF-8.
  * Consumes one character at c->i; returns the static error message or NULL. */
 static const char *text_char(struct cur *c)
@@ -86,7 +53,7 @@ static const char *text_char(struct cur *c)
     }
     if (b < 0x80)
         return b == '\r' ? "carriage return in line" : "control byte in line";
-    size_t k = utf8_seq((const unsigned char *)c->s + c->i, c->n - c->i);
+    size_t k = rt_utf8_seq((const unsigned char *)c->s + c->i, c->n - c->i);
     if (k == 0)
         return "invalid UTF-8";
     c->i += k;

@@ -1,5 +1,6 @@
 /* Escaping and number formatting for our own Prometheus text exposition (see prom_write.h). */
 #include "prom_write.h"
+#include "utf8.h"
 
 #include <locale.h>
 #include <math.h>
@@ -14,36 +15,6 @@ static void put(struct rt_buf *b, const char *p, size_t n)
 {
     /* No cap for our own output (limit = SIZE_MAX), so this cannot fail. */
     (void)rt_buf_append(b, p, n, (size_t)-1);
-}
-
-/* Length of the valid UTF-8 sequence at <s> (<n> bytes left), 0 when invalid. Kept in step with
- * the parser's check so whatever we write, we (and Prometheus) can read back. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned lo = 0x80, hi = 0xbf;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        lo = c == 0xe0 ? 0xa0 : 0x80;
-        hi = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        lo = c == 0xf0 ? 0x90 : 0x80;
-        hi = c == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < len; k++)
-        if (s[k] < 0x80 || s[k] > 0xbf)
-            return 0;
-    return len;
 }
 
 static void escape(struct rt_buf *b, struct rt_str v, bool quote)
@@ -62,7 +33,7 @@ static void escape(struct rt_buf *b, struct rt_str v, bool quote)
             rep = "\\\"";
         else if ((c < 0x20 && c != '\t') || c == 0x7f)
             rep = "\xef\xbf\xbd"; /* other control bytes: the parser refuses them */
-        else if (c >= 0x80 && (skip = utf8_seq(s + i, v.len - i)) == 0)
+        else if (c >= 0x80 && (skip = rt_utf8_seq(s + i, v.len - i)) == 0)
             rep = "\xef\xbf\xbd", skip = 1;
         if (!rep) {
             i += skip;

@@ -1,5 +1,6 @@
 /* One-pass JSON validation with field capture, and multipart field lookup (see req_scan.h). */
 #include "req_scan.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #ifdef __SSE2__
@@ -61,33 +62,6 @@ static size_t put_utf8(char *out, uint32_t cp)
     return 4;
 }
 
-/* Length of the valid UTF-8 sequence at <p> (bytes >= 0x80), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0];
-    size_t n;
-    uint32_t min, cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2, min = 0x80, cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3, min = 0x800, cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4, min = 0x10000, cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* Scans a string starting at the opening quote. When <out> is given, the decoded value goes
  * there (at most <cap> - 1 bytes; *<outlen> = SIZE_MAX when it did not fit). */
 static int scan_string(struct scanner *s, char *out, size_t cap, size_t *outlen)
@@ -138,7 +112,7 @@ static int scan_string(struct scanner *s, char *out, size_t cap, size_t *outlen)
         if (c < 0x20)
             FAIL(s, "control character in string");
         if (c >= 0x80) {
-            size_t n = utf8_len(s->p, s->end);
+            size_t n = rt_utf8_seq(s->p, (size_t)(s->end - s->p));
             if (n == 0)
                 FAIL(s, "invalid UTF-8 in string");
             if (out && !overflow) {
