@@ -304,6 +304,18 @@ static inline int parse_version(const char *p)
     return p[7] - '0';
 }
 
+/* The framing rules both directions share (RFC 9112 §6.1, §6.3): Transfer-Encoding with
+ * Content-Length is the classic smuggling ambiguity (a client may pick either; a proxy would
+ * pass the ambiguity on), and HTTP/1.0 has no chunked coding. Returns NULL or the error. */
+static const char *framing_error(const struct facts *f, int minor_version)
+{
+    if (f->te_chunked && f->content_length >= 0)
+        return E_CL_TE;
+    if (f->te_chunked && minor_version == 0)
+        return E_TE_10;
+    return NULL;
+}
+
 int rt_http_parse_request(const char *buf, size_t len, size_t last_len,
                           struct rt_http_request *req)
 {
@@ -389,14 +401,8 @@ int rt_http_parse_request(const char *buf, size_t len, size_t last_len,
     if (ret != 0)
         goto fail;
     ret = RT_HTTP_BAD;
-    if (f.te_chunked && f.content_length >= 0) {
-        err = E_CL_TE;
+    if ((err = framing_error(&f, req->minor_version)) != NULL)
         goto fail;
-    }
-    if (f.te_chunked && req->minor_version == 0) {
-        err = E_TE_10;
-        goto fail;
-    }
     if (f.hosts > 1) {
         err = E_HOST_DUP;
         goto fail;
@@ -477,16 +483,8 @@ int rt_http_parse_response(const char *buf, size_t len, size_t last_len, bool he
     if (ret != 0)
         goto fail;
     ret = RT_HTTP_BAD;
-    /* RFC 9112 §6.3 lets a client pick Transfer-Encoding over Content-Length; a proxy that
-     * forwards such a response would pass the ambiguity on, so refuse it. */
-    if (f.te_chunked && f.content_length >= 0) {
-        err = E_CL_TE;
+    if ((err = framing_error(&f, res->minor_version)) != NULL)
         goto fail;
-    }
-    if (f.te_chunked && res->minor_version == 0) {
-        err = E_TE_10;
-        goto fail;
-    }
     res->keep_alive = res->minor_version == 1 ? !f.conn_close
                                               : f.conn_keep_alive && !f.conn_close;
     /* Framing, RFC 9112 §6.3, in its order of precedence. */
